@@ -1,0 +1,44 @@
+"""Declared pipelines of operations over a typed context.
+
+The public API is what this module exports; DRF glue lives in
+``orchestration.drf`` and test helpers in ``orchestration.testing``.
+"""
+
+from orchestration.context import OperationContext, StepError
+from orchestration.engine import BaseOrchestrator
+from orchestration.errors import (
+    Conflict,
+    DefinitionError,
+    InternalError,
+    NotAuthenticated,
+    NotFound,
+    OrchestrationError,
+    PaymentRequired,
+    PermissionDenied,
+    ServiceUnavailable,
+    StepTimeout,
+    ValidationFailed,
+)
+from orchestration.result import OrchestratorResult, StepRecord
+from orchestration.steps import Retry, Step
+
+__all__ = [
+    "BaseOrchestrator",
+    "Conflict",
+    "DefinitionError",
+    "InternalError",
+    "NotAuthenticated",
+    "NotFound",
+    "OperationContext",
+    "OrchestrationError",
+    "OrchestratorResult",
+    "PaymentRequired",
+    "PermissionDenied",
+    "Retry",
+    "ServiceUnavailable",
+    "Step",
+    "StepError",
+    "StepRecord",
+    "StepTimeout",
+    "ValidationFailed",
+]

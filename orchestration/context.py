@@ -1,0 +1,60 @@
+"""The context an orchestrator's operations share, and the per-request state."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+#: The id of the request (or job) being served; set by TimingMiddleware.
+current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
+
+#: The deadline (perf_counter seconds) of the step that is running, if it has a timeout.
+_step_deadline: ContextVar[float | None] = ContextVar("step_deadline", default=None)
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(kw_only=True, eq=False)
+class StepError:
+    """What went wrong in one step, in terms safe to show a client."""
+
+    step: str
+    code: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+    status: int = 500
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "code": self.code, "message": self.message, "details": self.details}
+
+
+@dataclass(kw_only=True, eq=False)
+class OperationContext:
+    """Base of every domain context: subclass it and add typed fields.
+
+    ``errors`` holds the best-effort failures so far, ``results`` per-step
+    outputs that operations choose to record, ``metadata`` anything else.
+    """
+
+    request_id: str = field(default_factory=new_request_id)
+    user: Any = None
+    errors: list[StepError] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def remaining(self) -> float | None:
+        """Seconds left in the running step's time budget (None without a timeout).
+
+        Pass it to I/O clients (``timeout=ctx.remaining()``): the engine cannot
+        interrupt a running function, it can only tell the operation its budget.
+        The value never goes below zero.
+        """
+        deadline = _step_deadline.get()
+        if deadline is None:
+            return None
+        return max(0.0, deadline - time.perf_counter())

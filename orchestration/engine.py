@@ -1,0 +1,470 @@
+"""The engine: runs a declared pipeline of steps over a typed context.
+
+Semantics, in the order they apply (see README.md):
+
+1. Steps run in declared order; ``when(ctx)`` false skips a step.
+2. A step fails by raising; typed errors carry code, message, details, status.
+3. A critical failure stops the pipeline, rolls back every write of the run
+   (one ``transaction.atomic()``), then runs the compensations of completed
+   steps in reverse order.
+4. A best-effort failure is recorded as a warning; the step ran in its own
+   savepoint, so only its own writes are undone.
+5. ``Retry`` retries the listed exception types with backoff and jitter.
+6. ``after_commit`` steps run after the transaction commits, never after a
+   failure.
+7. ``timeout`` is a budget: the deadline is exposed as ``ctx.remaining()`` and a
+   step that returns late fails with code ``timeout``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from contextvars import ContextVar
+from functools import partial
+from typing import Any, ClassVar, Generic, TypeVar
+
+from django.conf import settings
+from django.core import exceptions as django_exceptions
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, transaction
+from django.http import Http404
+
+from orchestration import registry
+from orchestration.context import (
+    OperationContext,
+    StepError,
+    _step_deadline,
+    current_request_id,
+    new_request_id,
+)
+from orchestration.errors import (
+    DefinitionError,
+    InternalError,
+    NotFound,
+    OrchestrationError,
+    PermissionDenied,
+    ServiceUnavailable,
+    StepTimeout,
+    ValidationFailed,
+)
+from orchestration.metrics import OrchestratorMetrics, StepMetrics
+from orchestration.result import OrchestratorResult, StepRecord
+from orchestration.steps import Step
+
+CtxT = TypeVar("CtxT", bound=OperationContext)
+ResultT = TypeVar("ResultT")
+InputT = TypeVar("InputT")
+
+logger = logging.getLogger("orchestration")
+
+METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+#: Results of the runs in the current request, read by TimingMiddleware.
+collected_runs: ContextVar[list[OrchestratorResult[Any]] | None] = ContextVar(
+    "collected_runs", default=None
+)
+
+#: The step name used when the transaction itself (begin or commit) fails.
+TRANSACTION_STEP = "transaction"
+
+
+def default_metric_name(class_name: str) -> str:
+    """``CreateOrderOrchestrator`` -> ``create_order``."""
+    base = class_name.removesuffix("Orchestrator") or class_name
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", base).lower()
+
+
+def validate_pipeline(owner: str, steps: Sequence[Step[Any]]) -> None:
+    """Raise DefinitionError, naming ``owner`` and the step, for a malformed pipeline."""
+    if not steps:
+        raise DefinitionError(f"{owner}: the pipeline has no steps.")
+    seen: set[str] = set()
+    for step in steps:
+        if not isinstance(step, Step):
+            raise DefinitionError(f"{owner}: pipeline entry {step!r} is not a Step.")
+        if step.name == TRANSACTION_STEP:
+            raise DefinitionError(f"{owner}: step name {step.name!r} is reserved.")
+        if step.name in seen:
+            raise DefinitionError(f"{owner}: step name {step.name!r} is used twice.")
+        seen.add(step.name)
+        if step.after_commit and step.critical:
+            raise DefinitionError(
+                f"{owner}: step {step.name!r} runs after commit, so it cannot be critical: "
+                "the data is already committed when it runs. Declare it critical=False."
+            )
+        if step.after_commit and step.compensate is not None:
+            raise DefinitionError(
+                f"{owner}: step {step.name!r} runs after commit, so nothing can fail after "
+                "it to trigger its compensation; remove `compensate`."
+            )
+
+
+class _Abort(Exception):  # noqa: N818 - control flow, never escapes the engine
+    """Leaves the transaction block so that it rolls back."""
+
+
+def error_from_exception(step: str, exc: BaseException, request_id: str) -> StepError:
+    """Translate a step's exception into what the client is told.
+
+    Typed errors keep their code and message; Django's own "not found",
+    "permission denied" and validation errors map to their typed twins; a lost
+    database connection is a 503; anything else is logged with its traceback
+    and reported as ``internal_error`` without internals.
+    """
+    if isinstance(exc, OrchestrationError):
+        typed = exc
+    elif isinstance(exc, django_exceptions.ObjectDoesNotExist | Http404):
+        typed = NotFound()
+    elif isinstance(exc, django_exceptions.PermissionDenied):
+        typed = PermissionDenied()
+    elif isinstance(exc, django_exceptions.ValidationError):
+        details = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        typed = ValidationFailed(details=details)
+    elif isinstance(exc, OperationalError | InterfaceError):
+        logger.warning(
+            "step %s: database unavailable: %s", step, exc, extra={"request_id": request_id}
+        )
+        typed = ServiceUnavailable(
+            "The database is unavailable; try again later.", code="database_unavailable"
+        )
+    else:
+        logger.error(
+            "step %s failed with an unexpected error",
+            step,
+            exc_info=(type(exc), exc, exc.__traceback__),
+            extra={"request_id": request_id},
+        )
+        typed = InternalError(f"An internal error occurred (request id {request_id}).")
+    return StepError(
+        step=step, code=typed.code, message=typed.message, details=typed.details, status=typed.status
+    )
+
+
+class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
+    """Declare ``pipeline`` (or override ``get_pipeline``), ``initialize_context``
+    and ``build_result``; call ``execute``.
+
+    Class options: ``atomic`` (default True: one transaction for the run),
+    ``database`` (the alias), ``metric_name`` (defaults to the class name in
+    snake case without the ``Orchestrator`` suffix). Pass ``abstract=True`` in
+    the class statement for an intermediate base with no pipeline.
+    """
+
+    pipeline: ClassVar[Sequence[Step[Any]]] = ()
+    atomic: ClassVar[bool] = True
+    database: ClassVar[str] = DEFAULT_DB_ALIAS
+    metric_name: ClassVar[str] = ""
+
+    _checked_pipeline: ClassVar[tuple[Step[Any], ...]] = ()
+    _metrics: ClassVar[OrchestratorMetrics | None] = None
+
+    def __init_subclass__(cls, *, abstract: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if abstract:
+            return
+        owner = f"{cls.__module__}.{cls.__qualname__}"
+        if "metric_name" not in cls.__dict__:
+            cls.metric_name = default_metric_name(cls.__name__)
+        if not METRIC_NAME.match(cls.metric_name):
+            raise DefinitionError(
+                f"{owner}: metric_name {cls.metric_name!r} must be lower_snake_case."
+            )
+        steps = tuple(cls.get_pipeline())
+        validate_pipeline(owner, steps)
+        cls._checked_pipeline = steps
+        cls._metrics = None
+        registry.register(cls)
+
+    # -- to override ---------------------------------------------------------------
+
+    @classmethod
+    def get_pipeline(cls) -> Sequence[Step[CtxT]]:
+        """The steps to run; override to compute them (from settings, for example)."""
+        return cls.pipeline
+
+    def initialize_context(self, input: InputT, **kwargs: Any) -> CtxT:
+        """Build the run's context; ``kwargs`` hold ``user``, ``request_id`` and extras."""
+        raise NotImplementedError(f"{type(self).__name__} must define initialize_context().")
+
+    def build_result(self, ctx: CtxT) -> ResultT:
+        """Turn the final context into the data of a successful result."""
+        raise NotImplementedError(f"{type(self).__name__} must define build_result().")
+
+    # -- running -------------------------------------------------------------------
+
+    def execute(
+        self,
+        input: InputT,
+        *,
+        user: Any = None,
+        request_id: str | None = None,
+        **extra: Any,
+    ) -> OrchestratorResult[ResultT]:
+        """Run the pipeline. Raises only for programming errors, never for a step failure."""
+        request_id = request_id or current_request_id.get() or new_request_id()
+        token = current_request_id.set(request_id)
+        try:
+            ctx = self.initialize_context(input, user=user, request_id=request_id, **extra)
+            if not isinstance(ctx, OperationContext):
+                raise TypeError(
+                    f"{type(self).__name__}.initialize_context() returned {type(ctx).__name__}, "
+                    "not an OperationContext."
+                )
+            run = _Run(self, ctx, self._steps(), self._step_metrics())
+            result = run.execute()
+        finally:
+            current_request_id.reset(token)
+        runs = collected_runs.get()
+        if runs is not None:
+            runs.append(result)
+        return result
+
+    def _steps(self) -> tuple[Step[Any], ...]:
+        cls = type(self)
+        steps = cls.get_pipeline()
+        if steps is cls._checked_pipeline:
+            return steps
+        steps = tuple(steps)
+        if steps != cls._checked_pipeline:
+            validate_pipeline(f"{cls.__module__}.{cls.__qualname__}", steps)
+            cls._checked_pipeline = steps
+        return cls._checked_pipeline
+
+    @classmethod
+    def _step_metrics(cls) -> OrchestratorMetrics | None:
+        if not settings.ORCHESTRATION.get("METRICS", True):
+            return None
+        if cls.__dict__.get("_metrics") is None:
+            cls._metrics = OrchestratorMetrics(cls.metric_name)
+        return cls._metrics
+
+
+class _Run:
+    """The state of one execution."""
+
+    __slots__ = ("ctx", "completed", "deferred", "failure", "metrics", "orchestrator", "records", "steps")
+
+    def __init__(
+        self,
+        orchestrator: BaseOrchestrator[Any, Any, Any],
+        ctx: OperationContext,
+        steps: tuple[Step[Any], ...],
+        metrics: OrchestratorMetrics | None,
+    ) -> None:
+        self.orchestrator = orchestrator
+        self.ctx = ctx
+        self.steps = steps
+        self.metrics = metrics
+        self.records: list[StepRecord] = []
+        self.completed: list[tuple[Step[Any], StepRecord]] = []
+        self.failure: StepError | None = None
+
+    def execute(self) -> OrchestratorResult[Any]:
+        orchestrator = self.orchestrator
+        metrics = self.metrics
+        started = time.perf_counter_ns()
+        if metrics is not None:
+            metrics.in_progress.inc()
+        try:
+            if orchestrator.atomic:
+                self._run_in_transaction()
+            elif self._run_main():
+                self._schedule_after_commit()
+            if self.failure is not None:
+                self._compensate()
+                data = None
+            else:
+                data = orchestrator.build_result(self.ctx)
+        finally:
+            if metrics is not None:
+                metrics.in_progress.dec()
+        elapsed_ns = time.perf_counter_ns() - started
+        success = self.failure is None
+        if metrics is not None:
+            metrics.duration["success" if success else "failure"].observe(elapsed_ns / 1e9)
+        return OrchestratorResult(
+            success=success,
+            orchestrator=type(orchestrator).metric_name,
+            request_id=self.ctx.request_id,
+            data=data,
+            error=self.failure,
+            warnings=list(self.ctx.errors),
+            duration_ms=elapsed_ns / 1e6,
+            steps=self.records,
+        )
+
+    def _run_in_transaction(self) -> None:
+        using = self.orchestrator.database
+        try:
+            with transaction.atomic(using=using):
+                if not self._run_main():
+                    raise _Abort
+                self._schedule_after_commit()
+        except _Abort:
+            pass
+        except DatabaseError as exc:
+            # Beginning or committing the transaction failed: nothing was written.
+            if self.failure is None:
+                self.failure = error_from_exception(TRANSACTION_STEP, exc, self.ctx.request_id)
+
+    def _run_main(self) -> bool:
+        """Run the in-transaction steps; False when a critical step failed."""
+        for step in self.steps:
+            if step.after_commit:
+                continue
+            record = self._run_step(step)
+            if record.error is not None and step.critical:
+                self.failure = record.error
+                return False
+        return True
+
+    def _schedule_after_commit(self) -> None:
+        using = self.orchestrator.database
+        for step in self.steps:
+            if step.after_commit:
+                record = StepRecord(step.name, "deferred", step.critical)
+                self.records.append(record)
+                transaction.on_commit(
+                    partial(self._run_deferred, step, record), using=using, robust=True
+                )
+
+    def _run_deferred(self, step: Step[Any], record: StepRecord) -> None:
+        self._run_step(step, record)
+
+    def _run_step(self, step: Step[Any], record: StepRecord | None = None) -> StepRecord:
+        ctx = self.ctx
+        metrics = self.metrics.step(step.name, critical=step.critical) if self.metrics else None
+        if record is None:
+            record = StepRecord(step.name, "ok", step.critical)
+            self.records.append(record)
+        else:
+            record.status = "ok"
+        started = time.perf_counter_ns()
+        try:
+            if step.when is not None and not step.when(ctx):
+                record.status = "skipped"
+                if metrics is not None:
+                    metrics.skipped.inc()
+                return record
+            if step.timeout is None and step.retry is None:
+                record.attempts = 1
+                if step.needs_savepoint:
+                    with transaction.atomic(using=self.orchestrator.database):
+                        ctx = self._call(step, ctx)
+                else:
+                    ctx = self._call(step, ctx)
+            else:
+                ctx = self._call_with_policies(step, ctx, record, metrics)
+        except Exception as exc:  # noqa: BLE001 - every step failure is handled, by design
+            elapsed_ns = time.perf_counter_ns() - started
+            record.duration_ms = elapsed_ns / 1e6
+            self._fail(step, record, exc, metrics, elapsed_ns)
+            return record
+        elapsed_ns = time.perf_counter_ns() - started
+        record.duration_ms = elapsed_ns / 1e6
+        if metrics is not None:
+            metrics.duration["ok"].observe(elapsed_ns / 1e9)
+        self.ctx = ctx
+        self.completed.append((step, record))
+        return record
+
+    def _call(self, step: Step[Any], ctx: OperationContext) -> OperationContext:
+        returned = step.operation(ctx)
+        if returned is not ctx and not isinstance(returned, type(ctx)):
+            raise InternalError(
+                f"Step {step.name!r}: operation {step.operation.__qualname__} returned "
+                f"{type(returned).__name__}, not the context ({type(ctx).__name__}).",
+                code="invalid_return",
+            )
+        return returned
+
+    def _call_with_policies(
+        self,
+        step: Step[Any],
+        ctx: OperationContext,
+        record: StepRecord,
+        metrics: StepMetrics | None,
+    ) -> OperationContext:
+        """A step with a timeout or a retry policy; a retried step's attempts each get a savepoint."""
+        savepoint = (
+            partial(transaction.atomic, using=self.orchestrator.database)
+            if step.needs_savepoint
+            else nullcontext
+        )
+        deadline = None if step.timeout is None else time.perf_counter() + step.timeout
+        token = _step_deadline.set(deadline)
+        try:
+            retry = step.retry
+            while True:
+                record.attempts += 1
+                try:
+                    with savepoint():
+                        returned = self._call(step, ctx)
+                        if deadline is not None and time.perf_counter() > deadline:
+                            raise StepTimeout(
+                                f"Step {step.name!r} took longer than its {step.timeout} s budget."
+                            )
+                    return returned
+                except Exception as exc:
+                    if retry is None or record.attempts >= retry.attempts or not isinstance(
+                        exc, retry.on
+                    ):
+                        raise
+                    wait = retry.delay(record.attempts)
+                    if deadline is not None and time.perf_counter() + wait > deadline:
+                        raise
+                    if metrics is not None:
+                        metrics.retries.inc()
+                    time.sleep(wait)
+        finally:
+            _step_deadline.reset(token)
+
+    def _fail(
+        self,
+        step: Step[Any],
+        record: StepRecord,
+        exc: Exception,
+        metrics: StepMetrics | None,
+        elapsed_ns: int,
+    ) -> None:
+        error = error_from_exception(step.name, exc, self.ctx.request_id)
+        record.error = error
+        record.status = "timed_out" if isinstance(exc, StepTimeout) else "failed"
+        if metrics is not None:
+            metrics.duration[record.status].observe(elapsed_ns / 1e9)
+            metrics.failed(error.code)
+        if not step.critical:
+            self.ctx.errors.append(error)
+            logger.warning(
+                "best-effort step %s failed (%s): %s",
+                step.name,
+                error.code,
+                error.message,
+                extra={"request_id": self.ctx.request_id},
+            )
+
+    def _compensate(self) -> None:
+        for step, record in reversed(self.completed):
+            if step.compensate is None:
+                continue
+            metrics = self.metrics.step(step.name, critical=step.critical) if self.metrics else None
+            try:
+                step.compensate(self.ctx)
+            except Exception as exc:  # noqa: BLE001 - one failing compensation must not stop the others
+                logger.error(
+                    "compensation of step %s failed",
+                    step.name,
+                    exc_info=(type(exc), exc, exc.__traceback__),
+                    extra={"request_id": self.ctx.request_id},
+                )
+                record.compensation = "failed"
+                record.compensation_error = f"{type(exc).__name__}: {exc}"
+                if metrics is not None:
+                    metrics.compensated("failed")
+            else:
+                record.status = "compensated"
+                if metrics is not None:
+                    metrics.compensated("ok")

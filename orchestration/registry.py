@@ -1,0 +1,62 @@
+"""Every concrete orchestrator class, by metric name.
+
+Commands (``orchestrators``, ``generate_dashboards``) read this registry rather
+than parsing source code. Apps' ``orchestrators`` modules are imported when
+Django starts (see ``OrchestrationConfig.ready``), so the registry is complete
+in any process that ran ``django.setup()``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from orchestration.errors import DefinitionError
+
+if TYPE_CHECKING:
+    from orchestration.engine import BaseOrchestrator
+
+_registry: dict[str, type[BaseOrchestrator[Any, Any, Any]]] = {}
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def register(cls: type[BaseOrchestrator[Any, Any, Any]]) -> None:
+    """Add a class; a class defined again (module reloaded, test re-run) replaces itself."""
+    existing = _registry.get(cls.metric_name)
+    if existing is not None and _qualified(existing) != _qualified(cls):
+        raise DefinitionError(
+            f"{_qualified(cls)}: metric name {cls.metric_name!r} is already used by "
+            f"{_qualified(existing)}; set `metric_name` on one of them."
+        )
+    _registry[cls.metric_name] = cls
+
+
+def unregister(cls: type[BaseOrchestrator[Any, Any, Any]]) -> None:
+    if _registry.get(cls.metric_name) is cls:
+        del _registry[cls.metric_name]
+
+
+def registered(*, include_tests: bool = False) -> list[type[BaseOrchestrator[Any, Any, Any]]]:
+    """Registered classes ordered by metric name; classes from test modules left out."""
+    return [
+        cls
+        for name, cls in sorted(_registry.items())
+        if include_tests or not _is_test_module(cls.__module__)
+    ]
+
+
+def _is_test_module(module: str) -> bool:
+    parts = module.split(".")
+    return any(part == "tests" or part.startswith(("test_", "conftest")) for part in parts)
+
+
+def describe(cls: type[BaseOrchestrator[Any, Any, Any]]) -> dict[str, Any]:
+    """An orchestrator's declaration as plain data."""
+    return {
+        "name": cls.metric_name,
+        "class": _qualified(cls),
+        "atomic": cls.atomic,
+        "steps": [step.describe() for step in cls.get_pipeline()],
+    }

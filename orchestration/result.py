@@ -1,0 +1,77 @@
+"""What an orchestrator run returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+from orchestration.context import StepError
+
+ResultT = TypeVar("ResultT")
+
+StepStatus = Literal["ok", "failed", "skipped", "timed_out", "compensated", "deferred"]
+
+
+@dataclass(slots=True, eq=False)
+class StepRecord:
+    """How one step went.
+
+    ``status`` is ``deferred`` for an after-commit step that waits for an outer
+    transaction the orchestrator does not own. ``compensation`` is None, or
+    ``"failed"`` when the step's compensation raised (``compensation_error``
+    says why); a step whose compensation succeeded has status ``compensated``.
+    """
+
+    name: str
+    status: StepStatus
+    critical: bool
+    attempts: int = 0
+    duration_ms: float = 0.0
+    error: StepError | None = None
+    compensation: Literal["failed"] | None = None
+    compensation_error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "critical": self.critical,
+            "attempts": self.attempts,
+            "duration_ms": self.duration_ms,
+            "error": None if self.error is None else self.error.as_dict(),
+            "compensation": self.compensation,
+        }
+
+
+@dataclass(slots=True, eq=False)
+class OrchestratorResult(Generic[ResultT]):
+    """The outcome of ``execute``: data on success, the critical error otherwise."""
+
+    success: bool
+    orchestrator: str
+    request_id: str
+    data: ResultT | None = None
+    error: StepError | None = None
+    warnings: list[StepError] = field(default_factory=list)
+    duration_ms: float = 0.0
+    steps: list[StepRecord] = field(default_factory=list)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Milliseconds per step that ran (failed steps included, skipped ones not)."""
+        return {
+            record.name: record.duration_ms
+            for record in self.steps
+            if record.status not in ("skipped", "deferred")
+        }
+
+    @property
+    def status_code(self) -> int:
+        """The HTTP status of the failure (200 on success; views choose their own)."""
+        return 200 if self.error is None else self.error.status
+
+    def step(self, name: str) -> StepRecord:
+        for record in self.steps:
+            if record.name == name:
+                return record
+        raise KeyError(name)

@@ -1,0 +1,103 @@
+"""Pipeline steps and retry policies."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from orchestration.errors import DefinitionError, ServiceUnavailable
+
+CtxT = TypeVar("CtxT")
+
+STEP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Retry a step on the listed exception types, with exponential backoff and jitter.
+
+    ``attempts`` counts the first try: ``Retry(attempts=3)`` runs a step at most
+    three times. The wait before retry *n* is ``min(max_backoff, backoff * 2**(n-1))``
+    scaled by a random factor in [0.5, 1] so that clients do not retry in step.
+    """
+
+    attempts: int = 3
+    backoff: float = 0.05
+    max_backoff: float = 2.0
+    on: tuple[type[BaseException], ...] = (ServiceUnavailable,)
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise DefinitionError(f"Retry.attempts must be at least 1, got {self.attempts}.")
+        if self.backoff < 0 or self.max_backoff < 0:
+            raise DefinitionError("Retry.backoff and Retry.max_backoff must not be negative.")
+        if not self.on or not all(
+            isinstance(kind, type) and issubclass(kind, BaseException) for kind in self.on
+        ):
+            raise DefinitionError("Retry.on must be a non-empty tuple of exception classes.")
+
+    def delay(self, retry_number: int) -> float:
+        """Seconds to wait before retry number ``retry_number`` (1 for the first retry)."""
+        cap = min(self.max_backoff, self.backoff * 2 ** (retry_number - 1))
+        return cap * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
+
+
+@dataclass(frozen=True, slots=True)
+class Step(Generic[CtxT]):
+    """One stage of a pipeline.
+
+    ``critical`` defaults to True on purpose: a step is best effort only when
+    its author says so.
+    """
+
+    name: str
+    operation: Callable[[CtxT], CtxT]
+    critical: bool = True
+    when: Callable[[CtxT], bool] | None = None
+    retry: Retry | None = None
+    compensate: Callable[[CtxT], Any] | None = None
+    after_commit: bool = False
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not STEP_NAME.match(self.name):
+            raise DefinitionError(
+                f"Step name {self.name!r} must be lower_snake_case (letters, digits, "
+                "underscores; at most 63 characters): it becomes a metric label."
+            )
+        if not callable(self.operation):
+            raise DefinitionError(f"Step {self.name!r}: operation must be callable.")
+        for attr in ("when", "compensate"):
+            value = getattr(self, attr)
+            if value is not None and not callable(value):
+                raise DefinitionError(f"Step {self.name!r}: {attr} must be callable.")
+        if self.retry is not None and not isinstance(self.retry, Retry):
+            raise DefinitionError(f"Step {self.name!r}: retry must be a Retry instance.")
+        if self.timeout is not None and not self.timeout > 0:
+            raise DefinitionError(f"Step {self.name!r}: timeout must be a positive number.")
+
+    @property
+    def needs_savepoint(self) -> bool:
+        """Best-effort and retried steps must be able to undo only their own writes."""
+        return not self.critical or self.retry is not None
+
+    def describe(self) -> dict[str, Any]:
+        """The step's declaration as plain data (for the registry, docs and dashboards)."""
+        return {
+            "name": self.name,
+            "operation": f"{self.operation.__module__}.{self.operation.__qualname__}",
+            "critical": self.critical,
+            "conditional": self.when is not None,
+            "retry": None
+            if self.retry is None
+            else {
+                "attempts": self.retry.attempts,
+                "on": [kind.__name__ for kind in self.retry.on],
+            },
+            "compensated": self.compensate is not None,
+            "after_commit": self.after_commit,
+            "timeout": self.timeout,
+        }
