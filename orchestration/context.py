@@ -30,7 +30,12 @@ class StepError:
     status: int = 500
 
     def as_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "code": self.code, "message": self.message, "details": self.details}
+        return {
+            "step": self.step,
+            "code": self.code,
+            "message": self.message,
+            "details": self.details,
+        }
 
 
 @dataclass(kw_only=True, eq=False)

@@ -91,7 +91,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 
 class StepErrorSerializer(serializers.Serializer):
-    step = serializers.CharField(allow_null=True, help_text="The failing step (null outside pipelines).")
+    step = serializers.CharField(
+        allow_null=True, help_text="The failing step (null outside pipelines)."
+    )
     code = serializers.CharField(help_text="Stable machine-readable code, e.g. payment_declined.")
     message = serializers.CharField()
     details = serializers.DictField(help_text="Field errors or other structured details.")
@@ -182,7 +184,9 @@ def orchestrated_schema(
     text = f"{description}\n\n**Pipeline** (`{orchestrator.metric_name}`):\n\n{pipeline}".strip()
     responses: dict[int, Any] = {success_status: envelope_serializer(data)}
     for code in sorted(set(errors)):
-        responses[code] = OpenApiResponse(ErrorEnvelopeSerializer, description=ERROR_DESCRIPTIONS[code])
+        responses[code] = OpenApiResponse(
+            ErrorEnvelopeSerializer, description=ERROR_DESCRIPTIONS[code]
+        )
     return extend_schema(
         request=request, responses=responses, summary=summary, description=text, **kwargs
     )

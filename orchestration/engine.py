@@ -102,7 +102,7 @@ def validate_pipeline(owner: str, steps: Sequence[Step[Any]]) -> None:
             )
 
 
-class _Abort(Exception):  # noqa: N818 - control flow, never escapes the engine
+class _Abort(Exception):
     """Leaves the transaction block so that it rolls back."""
 
 
@@ -121,7 +121,9 @@ def error_from_exception(step: str, exc: BaseException, request_id: str) -> Step
     elif isinstance(exc, django_exceptions.PermissionDenied):
         typed = PermissionDenied()
     elif isinstance(exc, django_exceptions.ValidationError):
-        details = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        details = (
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
         typed = ValidationFailed(details=details)
     elif isinstance(exc, OperationalError | InterfaceError):
         logger.warning(
@@ -139,7 +141,11 @@ def error_from_exception(step: str, exc: BaseException, request_id: str) -> Step
         )
         typed = InternalError(f"An internal error occurred (request id {request_id}).")
     return StepError(
-        step=step, code=typed.code, message=typed.message, details=typed.details, status=typed.status
+        step=step,
+        code=typed.code,
+        message=typed.message,
+        details=typed.details,
+        status=typed.status,
     )
 
 
@@ -245,7 +251,16 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
 class _Run:
     """The state of one execution."""
 
-    __slots__ = ("ctx", "completed", "deferred", "failure", "metrics", "orchestrator", "records", "steps")
+    __slots__ = (
+        "completed",
+        "ctx",
+        "deferred",
+        "failure",
+        "metrics",
+        "orchestrator",
+        "records",
+        "steps",
+    )
 
     def __init__(
         self,
@@ -358,7 +373,7 @@ class _Run:
                     ctx = self._call(step, ctx)
             else:
                 ctx = self._call_with_policies(step, ctx, record, metrics)
-        except Exception as exc:  # noqa: BLE001 - every step failure is handled, by design
+        except Exception as exc:
             elapsed_ns = time.perf_counter_ns() - started
             record.duration_ms = elapsed_ns / 1e6
             self._fail(step, record, exc, metrics, elapsed_ns)
@@ -388,7 +403,7 @@ class _Run:
         record: StepRecord,
         metrics: StepMetrics | None,
     ) -> OperationContext:
-        """A step with a timeout or a retry policy; a retried step's attempts each get a savepoint."""
+        """A step with a timeout or a retry policy; retried attempts each get a savepoint."""
         savepoint = (
             partial(transaction.atomic, using=self.orchestrator.database)
             if step.needs_savepoint
@@ -409,8 +424,10 @@ class _Run:
                             )
                     return returned
                 except Exception as exc:
-                    if retry is None or record.attempts >= retry.attempts or not isinstance(
-                        exc, retry.on
+                    if (
+                        retry is None
+                        or record.attempts >= retry.attempts
+                        or not isinstance(exc, retry.on)
                     ):
                         raise
                     wait = retry.delay(record.attempts)
@@ -453,7 +470,7 @@ class _Run:
             metrics = self.metrics.step(step.name, critical=step.critical) if self.metrics else None
             try:
                 step.compensate(self.ctx)
-            except Exception as exc:  # noqa: BLE001 - one failing compensation must not stop the others
+            except Exception as exc:
                 logger.error(
                     "compensation of step %s failed",
                     step.name,

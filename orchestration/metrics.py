@@ -114,7 +114,8 @@ class OrchestratorMetrics:
     def __init__(self, name: str) -> None:
         self.name = name
         self.duration = {
-            outcome: ORCHESTRATOR_DURATION.labels(name, outcome) for outcome in ("success", "failure")
+            outcome: ORCHESTRATOR_DURATION.labels(name, outcome)
+            for outcome in ("success", "failure")
         }
         self.in_progress = IN_PROGRESS.labels(name)
         self.steps: dict[tuple[str, bool], StepMetrics] = {}

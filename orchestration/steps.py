@@ -42,7 +42,7 @@ class Retry:
     def delay(self, retry_number: int) -> float:
         """Seconds to wait before retry number ``retry_number`` (1 for the first retry)."""
         cap = min(self.max_backoff, self.backoff * 2 ** (retry_number - 1))
-        return cap * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
+        return cap * random.uniform(0.5, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
