@@ -21,13 +21,35 @@ def _read(name: str, reader, **kwargs):
     """Read one variable, naming it in the error when its value is malformed."""
     try:
         return reader(name, **kwargs)
-    except ImproperlyConfigured:
-        raise
     except Exception as exc:
         raise ImproperlyConfigured(f"{name} is malformed: {exc}") from exc
 
 
-DEBUG = _read("DJANGO_DEBUG", env.bool, default=False)
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True}
+_BOOLEANS |= {"0": False, "false": False, "no": False, "off": False}
+
+
+def _bool(name: str, *, default: bool) -> bool:
+    """A strict boolean: a typo such as DJANGO_DEBUG=ture is an error, not False."""
+    raw = env.str(name, default="").strip().lower()
+    if not raw:
+        return default
+    if raw not in _BOOLEANS:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use 1/0, true/false, on/off.")
+    return _BOOLEANS[raw]
+
+
+def _number(name: str, kind: type[int] | type[float], *, default: float) -> float:
+    raw = env.str(name, default="").strip()
+    if not raw:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number ({kind.__name__}).") from None
+
+
+DEBUG = _bool("DJANGO_DEBUG", default=False)
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
 if not SECRET_KEY:
@@ -102,11 +124,11 @@ _PROMETHEUS_ENGINES = {
 DATABASES = {
     "default": _read("DATABASE_URL", env.db_url, default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
-if not DATABASES["default"].get("ENGINE"):
-    raise ImproperlyConfigured("DATABASE_URL has an unsupported scheme.")
-DATABASES["default"]["ENGINE"] = _PROMETHEUS_ENGINES.get(
-    DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"]
-)
+if DATABASES["default"].get("ENGINE") not in _PROMETHEUS_ENGINES:
+    raise ImproperlyConfigured(
+        "DATABASE_URL must be a postgres://user@host:port/name or sqlite:///path URL."
+    )
+DATABASES["default"]["ENGINE"] = _PROMETHEUS_ENGINES[DATABASES["default"]["ENGINE"]]
 if "sqlite" in DATABASES["default"]["ENGINE"]:
     # Concurrent gunicorn workers wait for SQLite's write lock instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 20)
@@ -134,7 +156,7 @@ STATIC_ROOT = BASE_DIR / "var" / "static"
 # Email: consolemail:// for development, smtp://host:port in production.
 vars().update(_read("EMAIL_URL", env.email_url, default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="orders@example.com")
-EMAIL_TIMEOUT = _read("EMAIL_TIMEOUT", env.float, default=5.0)
+EMAIL_TIMEOUT = _number("EMAIL_TIMEOUT", float, default=5.0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -191,15 +213,15 @@ PROMETHEUS_EXPORT_MIGRATIONS = False
 
 ORCHESTRATION = {
     # Turn the Prometheus metrics of the engine off (timings in results stay on).
-    "METRICS": _read("ORCHESTRATION_METRICS", env.bool, default=True),
+    "METRICS": _bool("ORCHESTRATION_METRICS", default=True),
 }
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_SSL_REDIRECT = _read("DJANGO_SECURE_SSL_REDIRECT", env.bool, default=True)
-    SECURE_HSTS_SECONDS = _read("DJANGO_SECURE_HSTS_SECONDS", env.int, default=60 * 60 * 24 * 30)
+    SECURE_SSL_REDIRECT = _bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = _number("DJANGO_SECURE_HSTS_SECONDS", int, default=60 * 60 * 24 * 30)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True

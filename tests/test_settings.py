@@ -1,0 +1,60 @@
+"""Misconfiguration stops the process at start with a message naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LOAD_SETTINGS = (
+    "import django; django.setup(); from django.conf import settings; "
+    "print(settings.DEBUG, settings.DATABASES['default']['ENGINE'])"
+)
+
+
+def start(**env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
+    return subprocess.run(
+        [sys.executable, "-c", LOAD_SETTINGS],
+        cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({}, "DJANGO_SECRET_KEY must be set"),
+        ({"DJANGO_DEBUG": "ture"}, "DJANGO_DEBUG='ture' is not a boolean"),
+        ({"DJANGO_DEBUG": "1", "DATABASE_URL": "mongodb://db/x"}, "DATABASE_URL must be"),
+        ({"DJANGO_DEBUG": "1", "EMAIL_URL": "carrier-pigeon://x"}, "EMAIL_URL is malformed"),
+        ({"DJANGO_DEBUG": "1", "EMAIL_TIMEOUT": "soon"}, "EMAIL_TIMEOUT='soon' is not a number"),
+        (
+            {"DJANGO_DEBUG": "1", "PROMETHEUS_MULTIPROC_DIR": "/nonexistent/metrics"},
+            "PROMETHEUS_MULTIPROC_DIR='/nonexistent/metrics' is not a directory",
+        ),
+    ],
+)
+def test_misconfiguration_fails_at_start_naming_the_variable(env, named):
+    completed = start(**env)
+
+    assert completed.returncode != 0
+    assert "ImproperlyConfigured" in completed.stderr
+    assert named in completed.stderr
+
+
+def test_production_settings_start_with_a_secret_key_and_postgres():
+    completed = start(
+        DJANGO_SECRET_KEY="x" * 50, DATABASE_URL="postgres://app@db.internal:5432/orders"
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split() == ["False", "django_prometheus.db.backends.postgresql"]
