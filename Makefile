@@ -15,10 +15,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Debian packages the integration tests use (Prometheus and promtool); skipped when present.
-SYSTEM_PACKAGES := prometheus
+# Debian packages the integration tests use: Prometheus and promtool, Chromium for
+# the documentation pages. Installed only when one is missing.
+SYSTEM_PACKAGES := prometheus chromium
 system-deps:
-	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); }
 
 run: install
