@@ -1,0 +1,47 @@
+"""`orchestrators`: every registered pipeline, its steps and their flags."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from orchestration import registry
+from orchestration.engine import BaseOrchestrator
+
+Orchestrator = type[BaseOrchestrator[Any, Any, Any]]
+
+
+def describe_all(classes: Iterable[Orchestrator]) -> list[dict[str, Any]]:
+    """The registry's description of each class (the data `--format json` prints)."""
+    return [registry.describe(cls) for cls in classes]
+
+
+def step_flags(step: dict[str, Any]) -> str:
+    """A step's declaration in words: ``best effort, after commit, retried 3x on ...``."""
+    flags = ["critical" if step["critical"] else "best effort"]
+    if step["conditional"]:
+        flags.append("conditional")
+    if step["retry"]:
+        flags.append(f"retried {step['retry']['attempts']}x on {', '.join(step['retry']['on'])}")
+    if step["compensated"]:
+        flags.append("compensated")
+    if step["after_commit"]:
+        flags.append("after commit")
+    if step["timeout"] is not None:
+        flags.append(f"{step['timeout']:g} s budget")
+    return ", ".join(flags)
+
+
+def format_table(descriptions: list[dict[str, Any]]) -> str:
+    """One block per orchestrator: name, class, transaction mode, then its numbered steps."""
+    if not descriptions:
+        return "No orchestrators are registered."
+    blocks = []
+    for description in descriptions:
+        mode = "atomic" if description["atomic"] else "not atomic"
+        lines = [f"{description['name']}  {description['class']}  ({mode})"]
+        width = max(len(step["name"]) for step in description["steps"])
+        for number, step in enumerate(description["steps"], start=1):
+            lines.append(f"  {number}. {step['name']:<{width}}  {step_flags(step)}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
