@@ -6,4 +6,5 @@
 
 LOCAL_APPS = [
     "orchestration",
+    "orders",
 ]

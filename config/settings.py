@@ -131,7 +131,10 @@ if DATABASES["default"].get("ENGINE") not in _PROMETHEUS_ENGINES:
 DATABASES["default"]["ENGINE"] = _PROMETHEUS_ENGINES[DATABASES["default"]["ENGINE"]]
 if "sqlite" in DATABASES["default"]["ENGINE"]:
     # Concurrent gunicorn workers wait for SQLite's write lock instead of failing at once.
+    # IMMEDIATE: a transaction takes the write lock when it begins; a deferred one that
+    # reads first fails with "database is locked" at its first write, without waiting.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 20)
+    DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)

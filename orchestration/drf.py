@@ -6,7 +6,10 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
+from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
@@ -52,6 +55,14 @@ def _error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     }
 
 
+class PayloadTooLarge(exceptions.APIException):
+    """A body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (Django raises RequestDataTooBig)."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "payload_too_large"
+    default_detail = "The request body is too large."
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, answering with the same error shape as orchestrated endpoints.
 
@@ -59,6 +70,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     A lost database is a 503; any other unexpected exception is logged with its
     traceback and answered as a 500 without internals.
     """
+    # DRF converts these two internally but hands back no `detail` on the original.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
     response = drf_exception_handler(exc, context)
     if response is not None:
         detail = exc.detail

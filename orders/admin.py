@@ -1,0 +1,75 @@
+"""The operator's view: products to manage, orders to inspect (orders come from the API)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+
+from orders.models import IdempotencyRecord, Order, OrderItem, Product
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ("sku", "name", "price", "stock", "active", "updated")
+    list_editable = ("price", "stock", "active")
+    list_filter = ("active",)
+    search_fields = ("sku", "name")
+    ordering = ("name",)
+    readonly_fields = ("created", "updated")
+
+
+class OrderItemInline(admin.TabularInline):
+    model = OrderItem
+    fields = ("product", "quantity", "unit_price", "line_total")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        return False
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    """Amounts, payment and status are the pipelines' to change: read-only here,
+    so that nobody marks an order cancelled without its stock and refund."""
+
+    list_display = ("id", "owner", "status", "total", "item_count", "created")
+    list_filter = ("status", ("created", admin.DateFieldListFilter))
+    search_fields = ("=id", "owner__username", "owner__email", "payment_reference")
+    date_hierarchy = "created"
+    list_select_related = ("owner",)
+    inlines = (OrderItemInline,)
+    readonly_fields = (
+        "owner",
+        "status",
+        "total",
+        "payment_reference",
+        "refund_reference",
+        "created",
+        "updated",
+        "cancelled_at",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
+        return super().get_queryset(request).annotate(item_count=Count("items"))
+
+    @admin.display(description="items", ordering="item_count")
+    def item_count(self, order: Order) -> int:
+        return order.item_count  # type: ignore[attr-defined]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(admin.ModelAdmin):
+    list_display = ("key", "user", "response_status", "created")
+    list_filter = ("response_status", ("created", admin.DateFieldListFilter))
+    search_fields = ("key", "user__username")
+    list_select_related = ("user",)
+    readonly_fields = ("user", "key", "fingerprint", "response_status", "response_body", "created")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

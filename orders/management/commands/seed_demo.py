@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from orders.demo import DEMO_ADMIN, DEMO_USER, seed_demo
+
+NEXT_STEPS = """
+Demo accounts: {user} / {user_password} (customer), {admin} / {admin_password} (admin at /admin/).
+
+Get a token:
+  curl -s -X POST http://127.0.0.1:8000/api/auth/token/ \\
+       -H 'Content-Type: application/json' \\
+       -d '{{"username": "{user}", "password": "{user_password}"}}'
+
+Then send it as "Authorization: Bearer <access>"; README.md walks through an order.
+"""
+
+
+class Command(BaseCommand):
+    help = "Create the demo accounts and products (idempotent; development only)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.DEBUG:
+            raise CommandError(
+                "seed_demo creates accounts with well-known passwords, so it runs only "
+                "with DJANGO_DEBUG=1."
+            )
+        report = seed_demo()
+        for name in report.created:
+            self.stdout.write(self.style.SUCCESS(f"created {name}"))
+        if report.existing:
+            self.stdout.write(f"already present: {', '.join(report.existing)}")
+        self.stdout.write(
+            NEXT_STEPS.format(
+                user=DEMO_USER[0],
+                user_password=DEMO_USER[1],
+                admin=DEMO_ADMIN[0],
+                admin_password=DEMO_ADMIN[1],
+            )
+        )

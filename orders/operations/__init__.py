@@ -1,0 +1,1 @@
+"""One module per operation of the order pipelines; each is ``(ctx) -> ctx``."""

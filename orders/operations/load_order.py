@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from orchestration import NotFound
+from orders.models import Order
+from orders.types import CancelOrderContext
+
+
+def load_order(ctx: CancelOrderContext) -> CancelOrderContext:
+    """Lock the caller's order; another user's order is reported as missing, not forbidden."""
+    order = (
+        Order.objects.select_for_update()
+        .filter(pk=ctx.input.order_id, owner=ctx.user)
+        .select_related("owner")
+        .first()
+    )
+    if order is None:
+        raise NotFound("Order not found.", code="order_not_found")
+    ctx.order = order
+    return ctx

@@ -1,0 +1,94 @@
+"""The order pipelines: what runs, in which order, and what a failure means."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestration import BaseOrchestrator, Retry, ServiceUnavailable, Step
+from orders.models import Order
+from orders.notifications import owner_has_email
+from orders.operations.charge_payment import charge_payment, refund_charge
+from orders.operations.check_permissions import check_permissions
+from orders.operations.check_state import check_state
+from orders.operations.claim_idempotency_key import claim_idempotency_key
+from orders.operations.create_order import create_order
+from orders.operations.load_order import load_order
+from orders.operations.mark_cancelled import mark_cancelled
+from orders.operations.mark_paid import mark_paid
+from orders.operations.notify_cancellation import notify_cancellation
+from orders.operations.refund_order import refund_order, was_charged
+from orders.operations.reserve_stock import reserve_stock
+from orders.operations.restock import restock
+from orders.operations.send_confirmation import send_confirmation
+from orders.operations.track_analytics import track_analytics
+from orders.operations.validate_order import validate_order
+from orders.types import CancelOrderContext, CancelOrderInput, CreateOrderContext, CreateOrderInput
+
+#: The payment processor is retried on transient errors only: a declined card
+#: (PaymentRequired) fails at once.
+GATEWAY_RETRY = Retry(attempts=3, backoff=0.1, max_backoff=1.0, on=(ServiceUnavailable,))
+
+#: Seconds an email step may spend on the mail server before it counts as failed.
+EMAIL_BUDGET = 10.0
+
+
+def has_idempotency_key(ctx: CreateOrderContext) -> bool:
+    return ctx.input.idempotency_key is not None
+
+
+class CreateOrder(BaseOrchestrator[CreateOrderContext, Order, CreateOrderInput]):
+    """Place and pay an order for the acting user."""
+
+    pipeline = (
+        Step("validate_order", validate_order),
+        Step("check_permissions", check_permissions),
+        # Before any row lock: a duplicate request fails here without waiting for stock.
+        Step("claim_idempotency_key", claim_idempotency_key, when=has_idempotency_key),
+        Step("reserve_stock", reserve_stock),
+        Step("create_order", create_order),
+        Step("charge_payment", charge_payment, retry=GATEWAY_RETRY, compensate=refund_charge),
+        Step("mark_paid", mark_paid),
+        Step(
+            "send_confirmation",
+            send_confirmation,
+            critical=False,
+            after_commit=True,
+            when=owner_has_email,
+            timeout=EMAIL_BUDGET,
+        ),
+        Step("track_analytics", track_analytics, critical=False, after_commit=True),
+    )
+
+    def initialize_context(self, input: CreateOrderInput, **kwargs: Any) -> CreateOrderContext:
+        return CreateOrderContext(input=input, **kwargs)
+
+    def build_result(self, ctx: CreateOrderContext) -> Order:
+        return ctx.placed_order()
+
+
+class CancelOrder(BaseOrchestrator[CancelOrderContext, Order, CancelOrderInput]):
+    """Cancel one of the acting user's paid orders: stock back, money back."""
+
+    pipeline = (
+        Step("load_order", load_order),
+        Step("check_state", check_state),
+        Step("restock", restock),
+        Step("mark_cancelled", mark_cancelled),
+        # Last of the critical steps: a refund cannot be rolled back, so every
+        # local write that could still fail has run before it.
+        Step("refund", refund_order, when=was_charged, retry=GATEWAY_RETRY),
+        Step(
+            "notify",
+            notify_cancellation,
+            critical=False,
+            after_commit=True,
+            when=owner_has_email,
+            timeout=EMAIL_BUDGET,
+        ),
+    )
+
+    def initialize_context(self, input: CancelOrderInput, **kwargs: Any) -> CancelOrderContext:
+        return CancelOrderContext(input=input, **kwargs)
+
+    def build_result(self, ctx: CancelOrderContext) -> Order:
+        return ctx.loaded_order()

@@ -1,0 +1,122 @@
+"""Request and response shapes of the orders API."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rest_framework import serializers
+
+from orders.models import MAX_LINES, MAX_QUANTITY, Order, OrderItem, Product
+
+#: Fields a client might send that the server computes: named in the error
+#: so that nobody believes a sent total or price was used.
+SERVER_COMPUTED = frozenset({"total", "unit_price", "line_total", "price", "status", "owner"})
+
+MERGE_HINT = "send one line with the total quantity."
+
+#: The largest id a BigAutoField holds; larger numbers overflow the database driver.
+MAX_ID = 2**63 - 1
+
+
+def find_unknown_fields(serializer: serializers.Serializer, data: Any) -> dict[str, list[str]]:
+    """Errors for the keys of ``data`` that ``serializer`` does not declare."""
+    if not isinstance(data, Mapping):
+        return {}
+    errors = {}
+    for name in sorted(set(data) - set(serializer.fields)):
+        if name in SERVER_COMPUTED:
+            errors[name] = ["This value is computed by the server and must not be sent."]
+        else:
+            errors[name] = ["Unknown field."]
+    return errors
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses undeclared keys instead of silently dropping them, next to the other errors."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        unknown = find_unknown_fields(self, data)
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if unknown and isinstance(exc.detail, dict):
+                raise serializers.ValidationError({**exc.detail, **unknown}) from exc
+            raise
+        if unknown:
+            raise serializers.ValidationError(unknown)
+        return value
+
+
+class OrderLineInputSerializer(StrictSerializer):
+    product = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="Product id.")
+    quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY)
+
+
+class CreateOrderSerializer(StrictSerializer):
+    """The body of ``POST /api/orders/``; prices and totals come from the server."""
+
+    items = OrderLineInputSerializer(many=True, allow_empty=False, max_length=MAX_LINES)
+    payment_token = serializers.CharField(
+        max_length=64,
+        help_text="Card token from the payment processor (test mode: tok_visa, "
+        "tok_declined, tok_unavailable).",
+    )
+
+    def validate_items(self, items: list[dict[str, int]]) -> list[dict[str, int]]:
+        """One line per product, every product known and on sale (one query)."""
+        ids = [item["product"] for item in items]
+        orderable = set(
+            Product.objects.filter(pk__in=ids, active=True).values_list("pk", flat=True)
+        )
+        seen: set[int] = set()
+        # Keyed by line index, like DRF's own errors for the lines' fields.
+        errors: dict[int, dict[str, list[str]]] = {}
+        for index, product_id in enumerate(ids):
+            if product_id not in orderable:
+                errors[index] = {
+                    "product": [f"Product {product_id} does not exist or is not on sale."]
+                }
+            elif product_id in seen:
+                errors[index] = {
+                    "product": [f"Product {product_id} is listed more than once; {MERGE_HINT}"]
+                }
+            seen.add(product_id)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return items
+
+
+class ProductSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Product
+        fields = ("id", "sku", "name", "price", "stock", "active")
+        read_only_fields = fields
+
+
+class OrderItemSerializer(serializers.ModelSerializer):
+    sku = serializers.CharField(source="product.sku", read_only=True)
+    name = serializers.CharField(source="product.name", read_only=True)
+
+    class Meta:
+        model = OrderItem
+        fields = ("product", "sku", "name", "quantity", "unit_price", "line_total")
+        read_only_fields = fields
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    items = OrderItemSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Order
+        fields = (
+            "id",
+            "status",
+            "total",
+            "items",
+            "payment_reference",
+            "refund_reference",
+            "created",
+            "cancelled_at",
+        )
+        read_only_fields = fields

@@ -1,0 +1,186 @@
+"""The orders API: plain DRF for reads, the orchestrators for placing and cancelling."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from django.db.models import QuerySet, prefetch_related_objects
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, permissions, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+from rest_framework.views import APIView
+
+from orchestration import OrchestratorResult
+from orchestration.drf import (
+    ERROR_DESCRIPTIONS,
+    ErrorEnvelopeSerializer,
+    envelope_response,
+    orchestrated_schema,
+)
+from orders import idempotency
+from orders.models import Order, Product
+from orders.orchestrators import CancelOrder, CreateOrder
+from orders.parsers import JSONParser
+from orders.serializers import (
+    MAX_ID,
+    CreateOrderSerializer,
+    OrderSerializer,
+    ProductSerializer,
+)
+from orders.types import CancelOrderInput, CreateOrderInput
+
+CREATE_DESCRIPTION = """\
+Places an order for the signed-in user and pays it. Prices and the total are
+computed by the server; sending them is a 400. A body larger than 256 KiB is
+answered with 413 and a body that is not JSON with 400 (malformed) or 415
+(another content type), in the same error shape.
+
+Send an `Idempotency-Key` header to make retries safe: the same key with the
+same body returns the first response (status and body, with the header
+`Idempotent-Replayed: true`) and creates nothing new; the same key with another
+body is a 409 `idempotency_key_reused`. A key is consumed only by a request
+that succeeded, so a request that failed (declined card, out of stock,
+gateway unavailable) can be retried with the same key."""
+
+CANCEL_DESCRIPTION = """\
+Cancels one of the signed-in user's paid orders: the stock is put back and the
+charge refunded. Another user's order is a 404; an order that is not paid
+(already cancelled) is a 409 `order_not_cancellable`."""
+
+
+#: Ids are positive: the URL patterns match digits only, so anything else is not a route.
+ID_PARAMETER = OpenApiParameter(
+    "id", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, OpenApiParameter.PATH
+)
+
+
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+    return {
+        code: OpenApiResponse(ErrorEnvelopeSerializer, description=ERROR_DESCRIPTIONS[code])
+        for code in codes
+    }
+
+
+def render_order_result(
+    result: OrchestratorResult[Order], *, success_status: int = status.HTTP_200_OK
+) -> Response:
+    """The envelope, with the order serialized as ``data`` on success."""
+    if result.success and result.data is not None:
+        order = result.data
+        prefetch_related_objects([order], "items__product")
+        result = dataclasses.replace(result, data=OrderSerializer(order).data)
+    return envelope_response(result, success_status=success_status)
+
+
+class OrderListCreateView(generics.ListAPIView):
+    """The signed-in user's orders (newest first, paginated); POST places one."""
+
+    serializer_class = OrderSerializer
+    parser_classes = (JSONParser,)
+
+    def get_queryset(self) -> QuerySet[Order]:
+        return Order.objects.filter(owner=self.request.user).prefetch_related("items__product")
+
+    def get_serializer_class(self) -> type[BaseSerializer]:
+        # The browsable API builds its form from this.
+        if self.request is not None and self.request.method == "POST":
+            return CreateOrderSerializer
+        return OrderSerializer
+
+    @extend_schema(
+        summary="List your orders",
+        # 404: a page number past the last page (or not a number).
+        responses={200: OrderSerializer(many=True), **error_responses(401, 404)},
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @orchestrated_schema(
+        CreateOrder,
+        data=OrderSerializer,
+        request=CreateOrderSerializer,
+        success_status=status.HTTP_201_CREATED,
+        errors=(400, 401, 402, 409, 503, 500),
+        summary="Place an order",
+        description=CREATE_DESCRIPTION,
+        parameters=[
+            OpenApiParameter(
+                idempotency.HEADER,
+                str,
+                OpenApiParameter.HEADER,
+                description="Optional client-chosen key (1 to 255 visible ASCII characters, "
+                "a UUID for example) that makes retries of this request safe.",
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        order_input = CreateOrderInput(
+            data=request.data, idempotency_key=idempotency.read_idempotency_key(request)
+        )
+        key = order_input.idempotency_key
+        if key is not None:
+            stored = idempotency.find_stored_response(request.user, key, order_input.fingerprint)
+            if stored is not None:
+                return stored
+        result = CreateOrder().execute(order_input, user=request.user)
+        response = render_order_result(result, success_status=status.HTTP_201_CREATED)
+        if key is not None and result.success:
+            idempotency.store_response(request.user, key, response)
+        return response
+
+
+@extend_schema(
+    summary="One of your orders",
+    parameters=[ID_PARAMETER],
+    responses={200: OrderSerializer, **error_responses(401, 404)},
+)
+class OrderDetailView(generics.RetrieveAPIView):
+    serializer_class = OrderSerializer
+
+    def get_queryset(self) -> QuerySet[Order]:
+        # Another user's order is a 404: its existence is not disclosed.
+        return Order.objects.filter(owner=self.request.user).prefetch_related("items__product")
+
+
+class CancelOrderView(APIView):
+    parser_classes = (JSONParser,)
+
+    @orchestrated_schema(
+        CancelOrder,
+        data=OrderSerializer,
+        errors=(401, 404, 409, 503, 500),
+        summary="Cancel an order",
+        description=CANCEL_DESCRIPTION,
+        parameters=[ID_PARAMETER],
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        result = CancelOrder().execute(CancelOrderInput(order_id=pk), user=request.user)
+        return render_order_result(result)
+
+
+class ProductCatalogueMixin:
+    """The catalogue is public: anyone may read the products on sale."""
+
+    permission_classes = (permissions.AllowAny,)
+    serializer_class = ProductSerializer
+    queryset = Product.objects.filter(active=True)
+
+
+@extend_schema(
+    summary="Products on sale",
+    responses={200: ProductSerializer(many=True), **error_responses(401, 404)},
+)
+class ProductListView(ProductCatalogueMixin, generics.ListAPIView):
+    pass
+
+
+@extend_schema(
+    summary="One product on sale",
+    parameters=[ID_PARAMETER],
+    responses={200: ProductSerializer, **error_responses(401, 404)},
+)
+class ProductDetailView(ProductCatalogueMixin, generics.RetrieveAPIView):
+    pass
