@@ -135,6 +135,8 @@ ERROR_DESCRIPTIONS = {
     403: "Not allowed.",
     404: "Not found (also for another user's object).",
     409: "Conflict with the current state (out of stock, wrong state, idempotency key reused).",
+    413: "The request body is too large.",
+    415: "The request body is not JSON (unsupported media type).",
     503: "A dependency (payment gateway, database) is unavailable; retry later.",
     500: "Internal error; the request id identifies it in the logs.",
 }

@@ -65,11 +65,19 @@ class OrderAdmin(admin.ModelAdmin):
 
 @admin.register(IdempotencyRecord)
 class IdempotencyRecordAdmin(admin.ModelAdmin):
-    list_display = ("key", "user", "response_status", "created")
+    list_display = ("key", "user", "order", "response_status", "created")
     list_filter = ("response_status", ("created", admin.DateFieldListFilter))
     search_fields = ("key", "user__username")
-    list_select_related = ("user",)
-    readonly_fields = ("user", "key", "fingerprint", "response_status", "response_body", "created")
+    list_select_related = ("user", "order")
+    readonly_fields = (
+        "user",
+        "key",
+        "fingerprint",
+        "order",
+        "response_status",
+        "response_body",
+        "created",
+    )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -11,11 +11,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.db.models import prefetch_related_objects
 from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from orders.models import IdempotencyRecord
+from orchestration.context import current_request_id, new_request_id
+from orders.models import IdempotencyRecord, Order
+from orders.serializers import OrderSerializer
 
 HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -61,23 +64,45 @@ def find_conflict(record: IdempotencyRecord, fingerprint: str) -> tuple[str, str
     """(code, message) when ``record`` cannot answer a request with ``fingerprint``."""
     if record.fingerprint != fingerprint:
         return KEY_REUSED
-    if record.response_status is None:
+    if record.response_status is None and record.order_id is None:
         return IN_PROGRESS
     return None
 
 
 def find_stored_response(user: Any, key: str, fingerprint: str) -> Response | None:
     """The stored response for ``key``; None when the key is new; 409 when it cannot be used."""
-    record = IdempotencyRecord.objects.filter(user=user, key=key).first()
+    record = IdempotencyRecord.objects.filter(user=user, key=key).select_related("order").first()
     if record is None:
         return None
     conflict = find_conflict(record, fingerprint)
     if conflict is not None:
         code, message = conflict
         raise IdempotencyConflict(detail=message, code=code)
+    if record.response_status is None:
+        # The order committed but the process stopped before storing the response.
+        store_response(user, key, rebuild_response(record.order))
+        record.refresh_from_db()
     response = Response(record.response_body, status=record.response_status)
     response[REPLAY_HEADER] = "true"
     return response
+
+
+def rebuild_response(order: Order) -> Response:
+    """The success envelope of a committed order whose original response was lost.
+
+    Its pipeline timings are gone with the original response: ``metrics`` is
+    empty and ``duration`` zero, while ``data`` is the order as stored.
+    """
+    prefetch_related_objects([order], "items__product")
+    body = {
+        "success": True,
+        "data": OrderSerializer(order).data,
+        "duration": 0.0,
+        "metrics": {},
+        "warnings": [],
+        "request_id": current_request_id.get() or new_request_id(),
+    }
+    return Response(body, status=status.HTTP_201_CREATED)
 
 
 def store_response(user: Any, key: str, response: Response) -> None:

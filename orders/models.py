@@ -100,6 +100,15 @@ class IdempotencyRecord(models.Model):
     fingerprint = models.CharField(
         max_length=64, help_text="SHA-256 of the canonical request body."
     )
+    #: Linked in the order's transaction: a retry can be answered from the order
+    #: even if the process died before the response below was stored.
+    order = models.OneToOneField(
+        "Order",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="idempotency_record",
+    )
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_body = models.JSONField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True, db_index=True)

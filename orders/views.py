@@ -103,7 +103,7 @@ class OrderListCreateView(generics.ListAPIView):
         data=OrderSerializer,
         request=CreateOrderSerializer,
         success_status=status.HTTP_201_CREATED,
-        errors=(400, 401, 402, 409, 503, 500),
+        errors=(400, 401, 402, 409, 413, 415, 503, 500),
         summary="Place an order",
         description=CREATE_DESCRIPTION,
         parameters=[

@@ -25,5 +25,8 @@ def create_order(ctx: CreateOrderContext) -> CreateOrderContext:
     for item in items:
         item.order = order
     OrderItem.objects.bulk_create(items)
+    if ctx.idempotency_record is not None:
+        ctx.idempotency_record.order = order
+        ctx.idempotency_record.save(update_fields=["order"])
     ctx.order = order
     return ctx

@@ -14,8 +14,13 @@ from rest_framework.test import APIClient
 from orders.models import IdempotencyRecord, Order, Product
 from orders.payments import FakeGateway
 from orders.tests.support import obtain_token, order_body, stock_levels
+from orders.types import CreateOrderInput
 
 ORDERS = "/api/orders/"
+
+
+def idempotency_fingerprint(body: Any) -> str:
+    return CreateOrderInput(data=body).fingerprint
 
 
 def post(client: APIClient, body: Any, key: str) -> Any:
@@ -100,20 +105,42 @@ def test_a_failed_request_does_not_consume_its_key(
 
 
 @pytest.mark.django_db
-def test_a_key_still_in_flight_is_409(api_client: APIClient, user: Any, keyboard: Product) -> None:
+def test_a_lost_response_is_rebuilt_from_the_committed_order(
+    api_client: APIClient, keyboard: Product, gateway: FakeGateway
+) -> None:
     body = order_body((keyboard, 1))
-    first = post(api_client, body, "in-flight")
-    # What a concurrent retry sees between the first request's commit and its stored response.
-    IdempotencyRecord.objects.filter(key="in-flight").update(
+    first = post(api_client, body, "lost-response")
+    # What a retry finds when the process stopped between the commit and storing the response.
+    IdempotencyRecord.objects.filter(key="lost-response").update(
         response_status=None, response_body=None
+    )
+
+    rebuilt = post(api_client, body, "lost-response")
+    again = post(api_client, body, "lost-response")
+
+    assert (first.status_code, rebuilt.status_code, again.status_code) == (201, 201, 201)
+    assert rebuilt.json()["data"] == first.json()["data"]
+    assert rebuilt["Idempotent-Replayed"] == "true"
+    assert again.json() == rebuilt.json()
+    assert Order.objects.count() == 1
+    assert len(gateway.charges) == 1
+
+
+@pytest.mark.django_db
+def test_a_key_claimed_by_an_uncommitted_request_is_409(
+    api_client: APIClient, user: Any, keyboard: Product
+) -> None:
+    body = order_body((keyboard, 1))
+    # A record with neither an order nor a response: another request holds the key.
+    IdempotencyRecord.objects.create(
+        user=user, key="in-flight", fingerprint=idempotency_fingerprint(body)
     )
 
     response = post(api_client, body, "in-flight")
 
-    assert first.status_code == 201
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "idempotency_request_in_progress"
-    assert Order.objects.count() == 1
+    assert Order.objects.count() == 0
 
 
 @pytest.mark.django_db
