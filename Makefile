@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Debian packages the integration tests use: Prometheus and promtool, Chromium for
-# the documentation pages. Installed only when one is missing.
-SYSTEM_PACKAGES := prometheus chromium
+# the documentation pages; wrk drives the end-to-end benchmark. Installed only
+# when one is missing.
+SYSTEM_PACKAGES := prometheus chromium wrk
 system-deps:
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); }
@@ -26,6 +27,14 @@ run: install
 	$(DEV_ENV) $(BIN)/python manage.py migrate --no-input
 	$(DEV_ENV) $(BIN)/python manage.py seed_demo
 	$(DEV_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+# Production-like: gunicorn with several workers (WEB_CONCURRENCY), DEBUG off, so
+# DJANGO_SECRET_KEY (and DJANGO_ALLOWED_HOSTS) must come from the environment.
+PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus-multiproc
+serve: install
+	mkdir -p $(PROMETHEUS_MULTIPROC_DIR)
+	$(BIN)/python manage.py migrate --no-input
+	PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) $(BIN)/gunicorn -c config/gunicorn.conf.py
 
 test: install
 	$(BIN)/python -m pytest
@@ -38,7 +47,9 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: install
+# Engine overhead and memory run on DATABASE_URL (SQLite by default); the
+# end-to-end run needs the local PostgreSQL (BENCH_DATABASE_URL names a bench_* database).
+bench: install system-deps
 	$(BIN)/python -m pytest tests/bench -m bench -s -p no:cacheprovider
 
 clean:

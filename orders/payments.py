@@ -8,6 +8,8 @@ same request may succeed later, so pipelines retry it).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import threading
 import uuid
 from dataclasses import dataclass
@@ -61,8 +63,10 @@ class FakeGateway:
       the retries are spent);
     - any other token is refused as invalid (402, ``invalid_payment_token``).
 
-    Charges and refunds are kept in memory, per process, so that tests and the
-    demo can see what was captured and refunded.
+    Charges and refunds are also kept in memory, so that tests can see what was
+    captured and refunded. A charge id carries its amount and a signature made
+    with the secret key, so that any process (any gunicorn worker) can refund a
+    charge another one captured, as a real processor's API would.
     """
 
     SUCCEEDING_TOKENS = frozenset({"tok_visa", "tok_mastercard"})
@@ -92,7 +96,7 @@ class FakeGateway:
             existing = self._charges_by_key.get(idempotency_key)
             if existing is not None:
                 return existing
-            charge = Charge(id=f"ch_{uuid.uuid4().hex[:24]}", amount=amount)
+            charge = Charge(id=_charge_id(amount), amount=amount)
             self.charges[charge.id] = charge
             self._charges_by_key[idempotency_key] = charge
             return charge
@@ -102,7 +106,7 @@ class FakeGateway:
             existing = self.refunds.get(charge_id)
             if existing is not None:
                 return existing
-            charge = self.charges.get(charge_id)
+            charge = self.charges.get(charge_id) or _parse_charge_id(charge_id)
             if charge is None:
                 raise PaymentRequired(f"No charge {charge_id} to refund.", code="refund_rejected")
             if amount > charge.amount:
@@ -112,6 +116,28 @@ class FakeGateway:
             refund = Refund(id=f"re_{uuid.uuid4().hex[:24]}", charge_id=charge_id, amount=amount)
             self.refunds[charge_id] = refund
             return refund
+
+
+def _signature(payload: str) -> str:
+    key = settings.SECRET_KEY.encode()
+    return hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def _charge_id(amount: Decimal) -> str:
+    """``ch_<nonce>_<cents>_<signature>``: verifiable without shared state."""
+    payload = f"{uuid.uuid4().hex[:16]}_{int(amount * 100)}"
+    return f"ch_{payload}_{_signature(payload)}"
+
+
+def _parse_charge_id(charge_id: str) -> Charge | None:
+    """The charge a signed id stands for; None for an id this gateway did not issue."""
+    parts = charge_id.split("_")
+    if len(parts) != 4 or parts[0] != "ch" or not parts[2].isdigit():
+        return None
+    payload = f"{parts[1]}_{parts[2]}"
+    if not hmac.compare_digest(parts[3], _signature(payload)):
+        return None
+    return Charge(id=charge_id, amount=Decimal(parts[2]) / 100)
 
 
 def get_gateway() -> PaymentGateway:

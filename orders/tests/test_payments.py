@@ -67,6 +67,24 @@ def test_refund_of_unknown_charge_or_excess_amount_is_rejected(gateway: FakeGate
     assert gateway.refunds == {}
 
 
+def test_a_charge_captured_by_another_process_can_be_refunded(gateway: FakeGateway) -> None:
+    charge = gateway.charge(amount=Decimal("19.99"), token="tok_visa", idempotency_key="k")
+    other_worker = FakeGateway()
+
+    refund = other_worker.refund(charge_id=charge.id, amount=Decimal("19.99"))
+
+    assert refund.charge_id == charge.id
+    with pytest.raises(PaymentRequired, match="exceeds"):
+        FakeGateway().refund(charge_id=charge.id, amount=Decimal("20.00"))
+
+
+def test_a_forged_charge_id_is_not_refunded() -> None:
+    nonce, cents, signature = "0123456789abcdef", "100000", "0" * 16
+
+    with pytest.raises(PaymentRequired, match="No charge"):
+        FakeGateway().refund(charge_id=f"ch_{nonce}_{cents}_{signature}", amount=Decimal("1"))
+
+
 def test_gateway_comes_from_the_setting(settings: object) -> None:
     settings.PAYMENT_GATEWAY = f"{__name__}.RecordingGateway"
 

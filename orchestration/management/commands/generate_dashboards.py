@@ -1,0 +1,48 @@
+"""Write the Grafana dashboards, provisioning and Prometheus rules into dashboards/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from orchestration import dashboards, registry
+
+
+class Command(BaseCommand):
+    help = (
+        "Generate one Grafana dashboard per registered orchestrator, an overview, Grafana "
+        "provisioning files, Prometheus rules and an example prometheus.yml."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            help="Write nothing; exit non-zero when a file is missing, stale or orphaned.",
+        )
+        parser.add_argument(
+            "--output",
+            type=Path,
+            default=Path(settings.BASE_DIR) / "dashboards",
+            help="Directory to write into (default: dashboards/ of the project).",
+        )
+
+    def handle(self, *args: Any, check: bool, output: Path, **options: Any) -> None:
+        files = dashboards.render(registry.describe(cls) for cls in registry.registered())
+        if check:
+            drift = dashboards.compare(files, output)
+            if drift:
+                raise CommandError(
+                    f"Generated dashboards in {output} are out of date; run "
+                    f"`python manage.py generate_dashboards`:\n{drift.describe()}"
+                )
+            self.stdout.write(f"{len(files)} files in {output} are up to date.")
+            return
+        drift = dashboards.write(files, output)
+        if drift:
+            self.stdout.write(f"Updated {output}:\n{drift.describe()}")
+        else:
+            self.stdout.write(f"{len(files)} files in {output} are already up to date.")
