@@ -1,0 +1,299 @@
+"""``POST /api/orders/`` end to end: the orchestrator against the same job written inline.
+
+One gunicorn (``config/gunicorn.conf.py``, two sync workers, production-like
+settings plus ``tests/bench/urls.py``) serves both endpoints from one
+PostgreSQL database (``bench_e2e``, dropped and created again); ``wrk``
+drives them from its own process with a Lua script that sends the JSON body
+and the JWT. The two endpoints alternate in A B B A rounds, twice, so that drift
+(cache warm-up, table growth) is shared. A second test counts the SQL queries
+of one request on each endpoint with ``CaptureQueriesContext``.
+
+Figures are printed and written to ``bench-results/end_to_end.json`` and
+``.md``; nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from orders.models import Order, Product
+from tests.servers import app_env, http_request, manage, running_gunicorn
+
+pytestmark = pytest.mark.bench
+
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "bench-results"
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_e2e")
+SECONDS = int(os.environ.get("BENCH_E2E_SECONDS", "5"))
+#: A B B A, twice: drift of the machine (other processes, table growth) is shared.
+ORDER = ("orchestrated", "inline", "inline", "orchestrated") * 2
+CONNECTIONS = int(os.environ.get("BENCH_E2E_CONNECTIONS", "4"))
+WORKERS = 2
+PRODUCTS = 20
+USERNAME, PASSWORD = "bench", "bench-password-not-secret"
+#: Logged by Django since 4.2 next to the queries; BEGIN and COMMIT of a block that
+#: ran no query cost no round trip on PostgreSQL (psycopg begins lazily).
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
+ENDPOINTS = {"orchestrated": "/api/orders/", "inline": "/api/bench/inline-orders/"}
+
+WRK_SCRIPT = """
+local token = os.getenv("BENCH_TOKEN")
+local first_product = tonumber(os.getenv("BENCH_FIRST_PRODUCT"))
+local products = tonumber(os.getenv("BENCH_PRODUCTS"))
+math.randomseed(os.time())
+
+request = function()
+    local a = first_product + math.random(0, products - 1)
+    local b = first_product + (a - first_product + math.random(1, products - 1)) % products
+    local body = string.format(
+        '{"items": [{"product": %d, "quantity": 1}, {"product": %d, "quantity": 2}], '
+        .. '"payment_token": "tok_visa"}', a, b)
+    return wrk.format("POST", nil, {
+        ["Content-Type"] = "application/json",
+        ["Authorization"] = "Bearer " .. token,
+    }, body)
+end
+
+done = function(summary, latency, requests)
+    local errors = summary.errors
+    io.write(string.format(
+        'WRK_RESULT {"requests": %d, "duration_us": %d, "non_2xx": %d, "socket_errors": %d, '
+        .. '"p50_ms": %.3f, "p90_ms": %.3f, "p99_ms": %.3f, "mean_ms": %.3f}\\n',
+        summary.requests, summary.duration, errors.status,
+        errors.connect + errors.read + errors.write + errors.timeout,
+        latency:percentile(50) / 1000, latency:percentile(90) / 1000,
+        latency:percentile(99) / 1000, latency.mean / 1000))
+end
+"""
+
+SEED = """
+from decimal import Decimal
+from django.contrib.auth import get_user_model
+from orders.models import Product
+get_user_model().objects.create_user({username!r}, "bench@example.com", {password!r})
+first = None
+for number in range({products}):
+    product = Product.objects.create(
+        sku=f"BENCH-{{number:03d}}", name=f"Bench product {{number}}",
+        price=Decimal("12.50"), stock=10**9, active=True,
+    )
+    first = first or product.pk
+print("FIRST_PRODUCT", first)
+"""
+
+
+def _postgres(url: str, *statements: str) -> None:
+    admin = urlunsplit(urlsplit(url)._replace(scheme="postgresql", path="/postgres"))
+    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as admin_connection:
+        for statement in statements:
+            admin_connection.execute(statement)
+
+
+@pytest.fixture
+def bench_database() -> Iterator[str]:
+    name = urlsplit(DATABASE_URL).path.lstrip("/")
+    if not name.startswith("bench_"):
+        pytest.fail(f"BENCH_DATABASE_URL must name a database called bench_*, not {name!r}.")
+    try:
+        _postgres(
+            DATABASE_URL,
+            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+            f'CREATE DATABASE "{name}"',
+        )
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL is not reachable at {DATABASE_URL}: {exc}")
+    yield DATABASE_URL
+    _postgres(DATABASE_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run_wrk(url: str, seconds: int, env: dict[str, str], script: Path) -> dict[str, Any]:
+    completed = subprocess.run(
+        [
+            "wrk",
+            "--threads",
+            "1",
+            "--connections",
+            str(CONNECTIONS),
+            "--duration",
+            f"{seconds}s",
+            "--timeout",
+            "10s",
+            "--script",
+            str(script),
+            url,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    )
+    line = next(line for line in completed.stdout.splitlines() if line.startswith("WRK_RESULT "))
+    result = json.loads(line.removeprefix("WRK_RESULT "))
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    requests = sum(r["requests"] for r in rounds)
+    seconds = sum(r["duration_us"] for r in rounds) / 1e6
+    return {
+        "requests": requests,
+        "rps": round(requests / seconds, 1),
+        "median_round_rps": round(statistics.median(r["rps"] for r in rounds), 1),
+        "p50_ms": round(sum(r["p50_ms"] for r in rounds) / len(rounds), 2),
+        "p90_ms": round(sum(r["p90_ms"] for r in rounds) / len(rounds), 2),
+        "p99_ms": round(sum(r["p99_ms"] for r in rounds) / len(rounds), 2),
+        "non_2xx": sum(r["non_2xx"] for r in rounds),
+        "socket_errors": sum(r["socket_errors"] for r in rounds),
+        "rounds": rounds,
+    }
+
+
+def test_create_order_under_gunicorn_orchestrated_against_inline(bench_database: str) -> None:
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed: `make bench` installs it (Debian package wrk).")
+    env = app_env(
+        database_url=bench_database,
+        DJANGO_SETTINGS_MODULE="tests.bench.settings",
+        LOG_LEVEL="WARNING",
+    )
+    manage(env, "migrate", "--no-input")
+    seeded = manage(
+        env,
+        "shell",
+        "-c",
+        SEED.format(username=USERNAME, password=PASSWORD, products=PRODUCTS),
+    )
+    first_product = int(seeded.split("FIRST_PRODUCT")[1].split()[0])
+
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as directory:
+        script = Path(directory) / "orders.lua"
+        script.write_text(WRK_SCRIPT)
+        with running_gunicorn(
+            env, workers=WORKERS, extra_args=["--access-logfile", "/dev/null"]
+        ) as server:
+            status, _, body = http_request(
+                f"{server.url}/api/auth/token/",
+                method="POST",
+                json_body={"username": USERNAME, "password": PASSWORD},
+            )
+            assert status == 200, body
+            wrk_env = {
+                **os.environ,
+                "BENCH_TOKEN": json.loads(body)["access"],
+                "BENCH_FIRST_PRODUCT": str(first_product),
+                "BENCH_PRODUCTS": str(PRODUCTS),
+            }
+            for path in ENDPOINTS.values():  # warm-up: imports, connections, caches
+                run_wrk(f"{server.url}{path}", 3, wrk_env, script)
+            rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in ENDPOINTS}
+            for name in ORDER:
+                rounds[name].append(
+                    run_wrk(f"{server.url}{ENDPOINTS[name]}", SECONDS, wrk_env, script)
+                )
+
+    results = {name: summarize(values) for name, values in rounds.items()}
+    orchestrated, inline = results["orchestrated"], results["inline"]
+    ratios = {
+        "rps": round(orchestrated["rps"] / inline["rps"], 3),
+        "p50": round(orchestrated["p50_ms"] / inline["p50_ms"], 3),
+        "p99": round(orchestrated["p99_ms"] / inline["p99_ms"], 3),
+    }
+    environment = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "database": "postgresql",
+        "gunicorn_workers": WORKERS,
+        "wrk_connections": CONNECTIONS,
+        "seconds_per_side": ORDER.count("inline") * SECONDS,
+        "body": "2 lines (random products of 20), tok_visa; console email backend",
+    }
+    RESULTS_DIR.mkdir(exist_ok=True)
+    (RESULTS_DIR / "end_to_end.json").write_text(
+        json.dumps({"environment": environment, "results": results, "ratios": ratios}, indent=2)
+        + "\n"
+    )
+    table = [
+        "| endpoint | requests | req/s | p50 ms | p90 ms | p99 ms | non-2xx |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, result in results.items():
+        table.append(
+            f"| {name} | {result['requests']} | {result['rps']} | {result['p50_ms']} | "
+            f"{result['p90_ms']} | {result['p99_ms']} | {result['non_2xx']} |"
+        )
+    table.append(
+        f"\norchestrated/inline: req/s {ratios['rps']}, p50 {ratios['p50']}, p99 {ratios['p99']}"
+    )
+    md_path = RESULTS_DIR / "end_to_end.md"
+    md_path.write_text(
+        "# POST /api/orders/ under gunicorn on PostgreSQL\n\n"
+        f"Environment: {json.dumps(environment)}\n\n" + "\n".join(table) + "\n"
+    )
+    print("\n" + "\n".join(table))
+    print(f"\nresults: {md_path}")
+    for result in results.values():
+        assert result["requests"] > 0
+        assert result["non_2xx"] == 0, "every benchmark request must be a 201"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.urls("tests.bench.urls")
+def test_queries_per_request(django_user_model: Any) -> None:
+    user = django_user_model.objects.create_user(USERNAME, "bench@example.com", PASSWORD)
+    first, second = (
+        Product.objects.create(sku=f"Q-{n}", name=f"Product {n}", price="12.50", stock=100)
+        for n in range(2)
+    )
+    client = APIClient()
+    response = client.post(
+        "/api/auth/token/", {"username": USERNAME, "password": PASSWORD}, format="json"
+    )
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['access']}")
+    body = {
+        "items": [{"product": first.pk, "quantity": 1}, {"product": second.pk, "quantity": 2}],
+        "payment_token": "tok_visa",
+    }
+    counts: dict[str, dict[str, Any]] = {}
+    for name, path in ENDPOINTS.items():
+        client.post(path, body, format="json")  # warm-up: content types, caches
+        with CaptureQueriesContext(connection) as captured:
+            response = client.post(path, body, format="json")
+        assert response.status_code == 201, response.content
+        statements = [query["sql"] for query in captured.captured_queries]
+        control = [sql for sql in statements if sql.upper().startswith(TRANSACTION_CONTROL)]
+        counts[name] = {
+            "statements_logged": len(statements),
+            "data_queries": len(statements) - len(control),
+            "savepoints": sum(sql.upper().startswith("SAVEPOINT") for sql in control),
+            "transactions": sum(sql.upper().startswith("BEGIN") for sql in control),
+            "statements": statements,
+        }
+    assert Order.objects.filter(owner=user).count() == 4
+    summary = {
+        name: {key: value for key, value in count.items() if key != "statements"}
+        for name, count in counts.items()
+    }
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / "queries.json"
+    path.write_text(
+        json.dumps({"database": connection.vendor, "per_request": counts}, indent=2) + "\n"
+    )
+    print(f"\nSQL per POST on {connection.vendor}: {json.dumps(summary)}")
+    print(f"results: {path}")
