@@ -54,6 +54,8 @@ from orchestration.metrics import OrchestratorMetrics, StepMetrics
 from orchestration.result import OrchestratorResult, StepRecord
 from orchestration.steps import Step
 
+perf_counter_ns = time.perf_counter_ns
+
 CtxT = TypeVar("CtxT", bound=OperationContext)
 ResultT = TypeVar("ResultT")
 InputT = TypeVar("InputT")
@@ -259,6 +261,7 @@ class _Run:
         "metrics",
         "orchestrator",
         "records",
+        "step_metrics",
         "steps",
     )
 
@@ -273,7 +276,9 @@ class _Run:
         self.ctx = ctx
         self.steps = steps
         self.metrics = metrics
+        self.step_metrics = (None,) * len(steps) if metrics is None else metrics.for_steps(steps)
         self.records: list[StepRecord] = []
+        #: Completed steps that have a compensation, in the order they ran.
         self.completed: list[tuple[Step[Any], StepRecord]] = []
         self.failure: StepError | None = None
 
@@ -327,10 +332,10 @@ class _Run:
 
     def _run_main(self) -> bool:
         """Run the in-transaction steps; False when a critical step failed."""
-        for step in self.steps:
+        for step, metrics in zip(self.steps, self.step_metrics, strict=True):
             if step.after_commit:
                 continue
-            record = self._run_step(step)
+            record = self._run_step(step, metrics)
             if record.error is not None and step.critical:
                 self.failure = record.error
                 return False
@@ -347,48 +352,54 @@ class _Run:
                 )
 
     def _run_deferred(self, step: Step[Any], record: StepRecord) -> None:
-        self._run_step(step, record)
+        self._run_step(step, self._metrics_of(step), record)
 
-    def _run_step(self, step: Step[Any], record: StepRecord | None = None) -> StepRecord:
+    def _metrics_of(self, step: Step[Any]) -> StepMetrics | None:
+        if self.metrics is None:
+            return None
+        return self.metrics.step(step.name, critical=step.critical)
+
+    def _run_step(
+        self, step: Step[Any], metrics: StepMetrics | None, record: StepRecord | None = None
+    ) -> StepRecord:
+        """Run one step; ``metrics`` are its label children (None when metrics are off)."""
         ctx = self.ctx
-        metrics = self.metrics.step(step.name, critical=step.critical) if self.metrics else None
         if record is None:
-            record = StepRecord(step.name, "ok", step.critical)
+            record = StepRecord(step.name, "ok", step.critical, 1)
             self.records.append(record)
         else:
-            record.status = "ok"
-        started = time.perf_counter_ns()
+            record.status, record.attempts = "ok", 1
+        started = perf_counter_ns()
         try:
-            if step.when is not None and not step.when(ctx):
-                record.status = "skipped"
-                if metrics is not None:
-                    metrics.skipped.inc()
-                return record
-            if step.timeout is None and step.retry is None:
-                record.attempts = 1
-                if step.needs_savepoint:
-                    with transaction.atomic(using=self.orchestrator.database):
-                        ctx = self._call(step, ctx)
-                else:
-                    ctx = self._call(step, ctx)
+            if step.plain:
+                returned = step.operation(ctx)
+                ctx = returned if returned is ctx else self._check_return(step, ctx, returned)
             else:
                 ctx = self._call_with_policies(step, ctx, record, metrics)
         except Exception as exc:
-            elapsed_ns = time.perf_counter_ns() - started
+            elapsed_ns = perf_counter_ns() - started
             record.duration_ms = elapsed_ns / 1e6
             self._fail(step, record, exc, metrics, elapsed_ns)
             return record
-        elapsed_ns = time.perf_counter_ns() - started
+        elapsed_ns = perf_counter_ns() - started
+        if ctx is None:  # skipped: `when` was false
+            return record
         record.duration_ms = elapsed_ns / 1e6
         if metrics is not None:
-            metrics.duration["ok"].observe(elapsed_ns / 1e9)
+            metrics.ok.observe(elapsed_ns / 1e9)
         self.ctx = ctx
-        self.completed.append((step, record))
+        if step.compensate is not None:
+            self.completed.append((step, record))
         return record
 
     def _call(self, step: Step[Any], ctx: OperationContext) -> OperationContext:
         returned = step.operation(ctx)
-        if returned is not ctx and not isinstance(returned, type(ctx)):
+        return returned if returned is ctx else self._check_return(step, ctx, returned)
+
+    @staticmethod
+    def _check_return(step: Step[Any], ctx: OperationContext, returned: Any) -> OperationContext:
+        """Accept a copy of the context (``dataclasses.replace``); anything else is a bug."""
+        if not isinstance(returned, type(ctx)):
             raise InternalError(
                 f"Step {step.name!r}: operation {step.operation.__qualname__} returned "
                 f"{type(returned).__name__}, not the context ({type(ctx).__name__}).",
@@ -402,8 +413,18 @@ class _Run:
         ctx: OperationContext,
         record: StepRecord,
         metrics: StepMetrics | None,
-    ) -> OperationContext:
-        """A step with a timeout or a retry policy; retried attempts each get a savepoint."""
+    ) -> OperationContext | None:
+        """Everything but the fast path: condition, savepoint, retry, timeout.
+
+        Returns None when the step is skipped. Best-effort steps and each
+        attempt of a retried step run in a savepoint; a plain critical step
+        with only a timeout does not need one.
+        """
+        if step.when is not None and not step.when(ctx):
+            record.status, record.attempts = "skipped", 0
+            if metrics is not None:
+                metrics.skipped.inc()
+            return None
         savepoint = (
             partial(transaction.atomic, using=self.orchestrator.database)
             if step.needs_savepoint
@@ -414,7 +435,6 @@ class _Run:
         try:
             retry = step.retry
             while True:
-                record.attempts += 1
                 try:
                     with savepoint():
                         returned = self._call(step, ctx)
@@ -436,6 +456,7 @@ class _Run:
                     if metrics is not None:
                         metrics.retries.inc()
                     time.sleep(wait)
+                    record.attempts += 1
         finally:
             _step_deadline.reset(token)
 
@@ -465,9 +486,7 @@ class _Run:
 
     def _compensate(self) -> None:
         for step, record in reversed(self.completed):
-            if step.compensate is None:
-                continue
-            metrics = self.metrics.step(step.name, critical=step.critical) if self.metrics else None
+            metrics = self._metrics_of(step)
             try:
                 step.compensate(self.ctx)
             except Exception as exc:

@@ -12,7 +12,13 @@ pays for a dictionary lookup, not for label resolution.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 from prometheus_client import Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from orchestration.steps import Step
 
 #: From 100 µs: many steps are sub-millisecond, and a histogram that starts at
 #: 5 ms would put them all in its first bucket.
@@ -80,7 +86,16 @@ IN_PROGRESS = Gauge(
 class StepMetrics:
     """The label children of one step of one orchestrator."""
 
-    __slots__ = ("_failures", "critical", "duration", "orchestrator", "retries", "skipped", "step")
+    __slots__ = (
+        "_failures",
+        "critical",
+        "duration",
+        "ok",
+        "orchestrator",
+        "retries",
+        "skipped",
+        "step",
+    )
 
     def __init__(self, orchestrator: str, step: str, *, critical: bool) -> None:
         self.orchestrator = orchestrator
@@ -90,6 +105,7 @@ class StepMetrics:
             outcome: STEP_DURATION.labels(orchestrator, step, outcome)
             for outcome in ("ok", "failed", "timed_out")
         }
+        self.ok = self.duration["ok"]
         self.skipped = STEP_SKIPPED.labels(orchestrator, step)
         self.retries = STEP_RETRIES.labels(orchestrator, step)
         self._failures: dict[str, Counter] = {}
@@ -109,7 +125,7 @@ class StepMetrics:
 class OrchestratorMetrics:
     """The label children of one orchestrator, steps resolved on first use."""
 
-    __slots__ = ("duration", "in_progress", "name", "steps")
+    __slots__ = ("_pipeline", "duration", "in_progress", "name", "steps")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -119,6 +135,15 @@ class OrchestratorMetrics:
         }
         self.in_progress = IN_PROGRESS.labels(name)
         self.steps: dict[tuple[str, bool], StepMetrics] = {}
+        self._pipeline: tuple[Sequence[Step[Any]], tuple[StepMetrics, ...]] = ((), ())
+
+    def for_steps(self, steps: Sequence[Step[Any]]) -> tuple[StepMetrics, ...]:
+        """The children of each step of ``steps``, in order; resolved once per pipeline."""
+        pipeline, children = self._pipeline
+        if pipeline is not steps:
+            children = tuple(self.step(step.name, critical=step.critical) for step in steps)
+            self._pipeline = (steps, children)
+        return children
 
     def step(self, name: str, *, critical: bool) -> StepMetrics:
         key = (name, critical)

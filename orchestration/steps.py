@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from orchestration.errors import DefinitionError, ServiceUnavailable
@@ -61,6 +61,9 @@ class Step(Generic[CtxT]):
     compensate: Callable[[CtxT], Any] | None = None
     after_commit: bool = False
     timeout: float | None = None
+    #: A critical step with no condition, retry, timeout or deferral: the engine's
+    #: fast path (no savepoint, no policy), decided once here rather than per run.
+    plain: bool = field(init=False, default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not STEP_NAME.match(self.name):
@@ -78,6 +81,9 @@ class Step(Generic[CtxT]):
             raise DefinitionError(f"Step {self.name!r}: retry must be a Retry instance.")
         if self.timeout is not None and not self.timeout > 0:
             raise DefinitionError(f"Step {self.name!r}: timeout must be a positive number.")
+        plain = self.critical and not self.after_commit and self.when is None
+        plain = plain and self.retry is None and self.timeout is None
+        object.__setattr__(self, "plain", plain)
 
     @property
     def needs_savepoint(self) -> bool:

@@ -64,5 +64,5 @@ def run_step(
     host = _Standalone()
     host.database = database
     run = _Run(host, ctx, (step,), None)  # type: ignore[arg-type]
-    record = run._run_step(step)
+    record = run._run_step(step, None)
     return StepOutcome(ctx=run.ctx, record=record)  # type: ignore[arg-type]
