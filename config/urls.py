@@ -8,12 +8,26 @@ from importlib.util import find_spec
 
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework_simplejwt import views as jwt_views
 
 from config.local_apps import LOCAL_APPS
 from orchestration import views as ops_views
+from orchestration.drf import error_responses
+
+handler404 = ops_views.not_found
+handler500 = ops_views.server_error
+
+
+def documented(view: type[jwt_views.TokenViewBase], *errors: int) -> type[jwt_views.TokenViewBase]:
+    """A subclass of a token view whose schema lists its error answers, not only its 200."""
+    success = view().get_serializer_class()
+    subclass = type(view.__name__, (view,), {"__module__": __name__})
+    return extend_schema_view(
+        post=extend_schema(responses={200: success, **error_responses(*errors)})
+    )(subclass)
 
 
 class ThrottledTokenObtainPairView(jwt_views.TokenObtainPairView):
@@ -28,11 +42,25 @@ urlpatterns = [
     path("health/", ops_views.health, name="health"),
     path("ready/", ops_views.ready, name="ready"),
     path("metrics", ops_views.metrics, name="metrics"),
-    path("api/auth/token/", ThrottledTokenObtainPairView.as_view(), name="token_obtain_pair"),
-    path("api/auth/token/refresh/", jwt_views.TokenRefreshView.as_view(), name="token_refresh"),
-    path("api/auth/token/verify/", jwt_views.TokenVerifyView.as_view(), name="token_verify"),
     path(
-        "api/auth/token/blacklist/", jwt_views.TokenBlacklistView.as_view(), name="token_blacklist"
+        "api/auth/token/",
+        documented(ThrottledTokenObtainPairView, 400, 401, 429).as_view(),
+        name="token_obtain_pair",
+    ),
+    path(
+        "api/auth/token/refresh/",
+        documented(jwt_views.TokenRefreshView, 400, 401).as_view(),
+        name="token_refresh",
+    ),
+    path(
+        "api/auth/token/verify/",
+        documented(jwt_views.TokenVerifyView, 400, 401).as_view(),
+        name="token_verify",
+    ),
+    path(
+        "api/auth/token/blacklist/",
+        documented(jwt_views.TokenBlacklistView, 400, 401).as_view(),
+        name="token_blacklist",
     ),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("documentation/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

@@ -47,7 +47,8 @@ def envelope_response(
 # -- errors outside pipelines (authentication, parsing, throttling, crashes) ----------
 
 
-def _error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    """The error shape of a failure outside any pipeline (``step`` is null)."""
     return {
         "success": False,
         "error": {"step": None, "code": code, "message": message, "details": details or {}},
@@ -89,18 +90,18 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         else:
             code = str(getattr(detail, "code", None) or exc.default_code)
             message, details = str(detail), {}
-        response.data = _error_body(code, message, details)
+        response.data = error_body(code, message, details)
         return response
     if isinstance(exc, OperationalError | InterfaceError):
         logger.warning("database unavailable: %s", exc)
         return Response(
-            _error_body("database_unavailable", "The database is unavailable; try again later."),
+            error_body("database_unavailable", "The database is unavailable; try again later."),
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
     logger.error("unhandled error in %s", context.get("view"), exc_info=exc)
     request_id = current_request_id.get() or new_request_id()
     return Response(
-        _error_body("internal_error", f"An internal error occurred (request id {request_id})."),
+        error_body("internal_error", f"An internal error occurred (request id {request_id})."),
         status=status.HTTP_500_INTERNAL_SERVER_ERROR,
     )
 
@@ -137,6 +138,7 @@ ERROR_DESCRIPTIONS = {
     409: "Conflict with the current state (out of stock, wrong state, idempotency key reused).",
     413: "The request body is too large.",
     415: "The request body is not JSON (unsupported media type).",
+    429: "Too many requests; retry after the number of seconds in `Retry-After`.",
     503: "A dependency (payment gateway, database) is unavailable; retry later.",
     500: "Internal error; the request id identifies it in the logs.",
 }
@@ -162,6 +164,14 @@ def envelope_serializer(data: type[serializers.BaseSerializer]) -> type[serializ
             },
         )
     return _envelopes[data]
+
+
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+    """Schema responses in the error shape, one per status code, for ``extend_schema``."""
+    return {
+        code: OpenApiResponse(ErrorEnvelopeSerializer, description=ERROR_DESCRIPTIONS[code])
+        for code in sorted(set(codes))
+    }
 
 
 def describe_pipeline(orchestrator: type[BaseOrchestrator[Any, Any, Any]]) -> str:
@@ -202,11 +212,10 @@ def orchestrated_schema(
     status and a description that lists the pipeline's steps and flags."""
     pipeline = describe_pipeline(orchestrator)
     text = f"{description}\n\n**Pipeline** (`{orchestrator.metric_name}`):\n\n{pipeline}".strip()
-    responses: dict[int, Any] = {success_status: envelope_serializer(data)}
-    for code in sorted(set(errors)):
-        responses[code] = OpenApiResponse(
-            ErrorEnvelopeSerializer, description=ERROR_DESCRIPTIONS[code]
-        )
+    responses: dict[int, Any] = {
+        success_status: envelope_serializer(data),
+        **error_responses(*errors),
+    }
     return extend_schema(
         request=request, responses=responses, summary=summary, description=text, **kwargs
     )

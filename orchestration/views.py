@@ -7,9 +7,15 @@ import hmac
 from django.conf import settings
 from django.db import DatabaseError, connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django_prometheus.exports import ExportToDjangoView
+
+from orchestration.context import current_request_id
+from orchestration.drf import error_body
+
+API_PREFIX = "/api/"
 
 
 @never_cache
@@ -47,3 +53,19 @@ def metrics(request: HttpRequest) -> HttpResponse:
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
     return ExportToDjangoView(request)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """``handler404``: the API's error shape under /api/, Django's page elsewhere."""
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """``handler500``: never a traceback; the request id points at the log record."""
+    if request.path.startswith(API_PREFIX):
+        request_id = current_request_id.get() or "-"
+        message = f"An internal error occurred (request id {request_id})."
+        return JsonResponse(error_body("internal_error", message), status=500)
+    return defaults.server_error(request)

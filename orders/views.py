@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from django.db.models import QuerySet, prefetch_related_objects
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,12 +14,7 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
 from orchestration import OrchestratorResult
-from orchestration.drf import (
-    ERROR_DESCRIPTIONS,
-    ErrorEnvelopeSerializer,
-    envelope_response,
-    orchestrated_schema,
-)
+from orchestration.drf import envelope_response, error_responses, orchestrated_schema
 from orders import idempotency
 from orders.models import Order, Product
 from orders.orchestrators import CancelOrder, CreateOrder
@@ -55,13 +50,6 @@ charge refunded. Another user's order is a 404; an order that is not paid
 ID_PARAMETER = OpenApiParameter(
     "id", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, OpenApiParameter.PATH
 )
-
-
-def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
-    return {
-        code: OpenApiResponse(ErrorEnvelopeSerializer, description=ERROR_DESCRIPTIONS[code])
-        for code in codes
-    }
 
 
 def render_order_result(
