@@ -14,7 +14,7 @@ from typing import Any
 from orchestration.scaffold.names import ScaffoldError, ServiceName, operation_name
 from orchestration.scaffold.plan import Plan, render
 from orchestration.scaffold.project import resolve_app
-from orchestration.scaffold.service import Operation
+from orchestration.scaffold.service import Operation, add_operation_test
 from orchestration.scaffold.sources import (
     append_to_list,
     find_class,
@@ -75,18 +75,13 @@ def plan_operation(
     if tests:
         plan.check()  # a clash says more than a context the test cannot build
         imports, arguments = sample_context(context_module, context_class)
-        plan.ensure(f"{app}/tests/__init__.py")
-        plan.ensure(f"{app}/tests/operations/__init__.py")
-        plan.create(
-            f"{app}/tests/operations/test_{operation.name}.py",
-            render(
-                "test_operation",
-                module=f"{app}.operations.{operation.name}",
-                operation=operation,
-                context_class=context_class,
-                context_imports=imports,
-                context_args=arguments,
-            ),
+        add_operation_test(
+            plan,
+            app=app,
+            operation=operation,
+            context_class=context_class,
+            context_imports=imports,
+            context_args=arguments,
         )
         plan.next_steps.append(f"pytest {app}")
     return plan

@@ -117,21 +117,16 @@ def plan_service(root: Path, spec: ServiceSpec) -> Plan:
         _add_route(plan, spec)
 
     if spec.tests:
-        plan.ensure(f"{app}/tests/__init__.py")
-        plan.ensure(f"{app}/tests/operations/__init__.py")
         for operation in spec.steps:
-            plan.create(
-                f"{app}/tests/operations/test_{operation.name}.py",
-                render(
-                    "test_operation",
-                    module=f"{app}.operations.{operation.name}",
-                    operation=operation,
-                    context_class=spec.service.context,
-                    context_imports=[
-                        f"from {app}.types import {spec.service.context}, {spec.service.input}"
-                    ],
-                    context_args=f', input={spec.service.input}(note="{SAMPLE_NOTE}")',
-                ),
+            add_operation_test(
+                plan,
+                app=app,
+                operation=operation,
+                context_class=spec.service.context,
+                context_imports=[
+                    f"from {app}.types import {spec.service.context}, {spec.service.input}"
+                ],
+                context_args=f', input={spec.service.input}(note="{SAMPLE_NOTE}")',
             )
         plan.merge(f"{app}/tests/test_orchestrators.py", render("test_orchestrators", **context))
         if spec.route:
@@ -146,6 +141,31 @@ def plan_service(root: Path, spec: ServiceSpec) -> Plan:
     if spec.tests:
         plan.next_steps.append(f"pytest {app}")
     return plan
+
+
+def add_operation_test(
+    plan: Plan,
+    *,
+    app: str,
+    operation: Operation,
+    context_class: str,
+    context_imports: list[str],
+    context_args: str,
+) -> None:
+    """Plan ``<app>/tests/operations/test_<operation>.py`` (and its packages)."""
+    plan.ensure(f"{app}/tests/__init__.py")
+    plan.ensure(f"{app}/tests/operations/__init__.py")
+    plan.create(
+        f"{app}/tests/operations/test_{operation.name}.py",
+        render(
+            "test_operation",
+            module=f"{app}.operations.{operation.name}",
+            operation=operation,
+            context_class=context_class,
+            context_imports=context_imports,
+            context_args=context_args,
+        ),
+    )
 
 
 def _add_route(plan: Plan, spec: ServiceSpec) -> None:
