@@ -256,7 +256,6 @@ class _Run:
     __slots__ = (
         "completed",
         "ctx",
-        "deferred",
         "failure",
         "metrics",
         "orchestrator",
