@@ -37,6 +37,8 @@ from grafana_foundation_sdk.builders.dashboard import (
 from grafana_foundation_sdk.builders.prometheus import Dataquery
 from grafana_foundation_sdk.builders.stat import Panel as StatPanel
 from grafana_foundation_sdk.builders.timeseries import Panel as TimeseriesPanel
+from grafana_foundation_sdk.cog import variants
+from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.common import (
     BigValueGraphMode,
@@ -213,7 +215,7 @@ class Query:
     legend: str
 
 
-def _targets(queries: Sequence[Query]) -> list[Dataquery]:
+def _targets(queries: Sequence[Query]) -> list[Builder[variants.Dataquery]]:
     return [
         Dataquery().expr(query.expr).legend_format(query.legend).ref_id(chr(ord("A") + index))
         for index, query in enumerate(queries)

@@ -79,7 +79,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     elif isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
     response = drf_exception_handler(exc, context)
-    if response is not None:
+    if response is not None and isinstance(exc, exceptions.APIException):
         detail = exc.detail
         if isinstance(exc, exceptions.ValidationError):
             code, message = "validation_failed", "The input is invalid."
@@ -143,10 +143,10 @@ ERROR_DESCRIPTIONS = {
     500: "Internal error; the request id identifies it in the logs.",
 }
 
-_envelopes: dict[type[serializers.BaseSerializer], type[serializers.Serializer]] = {}
+_envelopes: dict[type[serializers.BaseSerializer], serializers.Serializer] = {}
 
 
-def envelope_serializer(data: type[serializers.BaseSerializer]) -> type[serializers.Serializer]:
+def envelope_serializer(data: type[serializers.BaseSerializer]) -> serializers.Serializer:
     """The success envelope around ``data``, one component per data serializer."""
     if data not in _envelopes:
         name = data.__name__.removesuffix("Serializer")

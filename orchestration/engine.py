@@ -374,15 +374,16 @@ class _Run:
                 returned = step.operation(ctx)
                 ctx = returned if returned is ctx else self._check_return(step, ctx, returned)
             else:
-                ctx = self._call_with_policies(step, ctx, record, metrics)
+                called = self._call_with_policies(step, ctx, record, metrics)
+                if called is None:  # skipped: `when` was false
+                    return record
+                ctx = called
         except Exception as exc:
             elapsed_ns = perf_counter_ns() - started
             record.duration_ms = elapsed_ns / 1e6
             self._fail(step, record, exc, metrics, elapsed_ns)
             return record
         elapsed_ns = perf_counter_ns() - started
-        if ctx is None:  # skipped: `when` was false
-            return record
         record.duration_ms = elapsed_ns / 1e6
         if metrics is not None:
             metrics.ok.observe(elapsed_ns / 1e9)

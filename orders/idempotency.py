@@ -80,6 +80,7 @@ def find_stored_response(user: Any, key: str, fingerprint: str) -> Response | No
         raise IdempotencyConflict(detail=message, code=code)
     if record.response_status is None:
         # The order committed but the process stopped before storing the response.
+        assert record.order is not None  # find_conflict: no response and no order is a 409
         store_response(user, key, rebuild_response(record.order))
         record.refresh_from_db()
     response = Response(record.response_body, status=record.response_status)

@@ -56,7 +56,9 @@ class OrderLineInputSerializer(StrictSerializer):
 class CreateOrderSerializer(StrictSerializer):
     """The body of ``POST /api/orders/``; prices and totals come from the server."""
 
-    items = OrderLineInputSerializer(many=True, allow_empty=False, max_length=MAX_LINES)
+    items: serializers.ListSerializer[Any] = serializers.ListSerializer(
+        child=OrderLineInputSerializer(), allow_empty=False, max_length=MAX_LINES
+    )
     payment_token = serializers.CharField(
         max_length=64,
         help_text="Card token from the payment processor (test mode: tok_visa, "
@@ -71,14 +73,14 @@ class CreateOrderSerializer(StrictSerializer):
         )
         seen: set[int] = set()
         # Keyed by line index, like DRF's own errors for the lines' fields.
-        errors: dict[int, dict[str, list[str]]] = {}
+        errors: dict[str, dict[str, list[str]]] = {}
         for index, product_id in enumerate(ids):
             if product_id not in orderable:
-                errors[index] = {
+                errors[str(index)] = {
                     "product": [f"Product {product_id} does not exist or is not on sale."]
                 }
             elif product_id in seen:
-                errors[index] = {
+                errors[str(index)] = {
                     "product": [f"Product {product_id} is listed more than once; {MERGE_HINT}"]
                 }
             seen.add(product_id)

@@ -125,6 +125,7 @@ class Plan:
             if change.creates:
                 parts.append(f"--- create {change.path}\n{change.content}")
             else:
+                assert change.original is not None  # an edit starts from the file's text
                 diff = difflib.unified_diff(
                     change.original.splitlines(keepends=True),
                     change.content.splitlines(keepends=True),
@@ -177,6 +178,7 @@ class Plan:
 
     def _make_migrations(self, outcome: Outcome) -> None:
         """Run makemigrations in a fresh process: this one cannot load the new app's models."""
+        assert self.migrate_app is not None
         migrations = self.root / self.migrate_app / "migrations"
         before = set(migrations.glob("*.py"))
         completed = subprocess.run(

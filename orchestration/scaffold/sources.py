@@ -38,8 +38,9 @@ def find_list(body: list[ast.stmt], name: str, where: str) -> ast.List | ast.Tup
         raise ScaffoldError(
             f"{where}: expected one `{name} = [...]` assignment, found {found}; edit it by hand."
         )
-    value = assignments[0].value
-    if isinstance(assignments[0], ast.AugAssign) or not isinstance(value, ast.List | ast.Tuple):
+    node = assignments[0]
+    value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+    if not isinstance(value, ast.List | ast.Tuple):
         raise ScaffoldError(f"{where}: `{name}` is not a literal list; edit it by hand.")
     return value
 
@@ -85,6 +86,8 @@ def append_to_list(source: str, node: ast.List | ast.Tuple, element: str) -> str
     A list laid out one entry per line keeps its layout and comments; a list on
     one line is laid out one entry per line.
     """
+    assert node.end_lineno is not None
+    assert node.end_col_offset is not None
     offset = _Offsets(source)
     start = offset(node.lineno, node.col_offset)
     closing = offset(node.end_lineno, node.end_col_offset) - 1
@@ -92,6 +95,8 @@ def append_to_list(source: str, node: ast.List | ast.Tuple, element: str) -> str
     closing_on_own_line = not source[source.rfind("\n", 0, closing) + 1 : closing].strip()
     if node.elts and closing_on_own_line and node.elts[0].lineno > node.lineno:
         last = node.elts[-1]
+        assert last.end_lineno is not None
+        assert last.end_col_offset is not None
         last_end = offset(last.end_lineno, last.end_col_offset)
         tail = source[last_end:closing]
         has_comma = any("," in line.split("#", 1)[0] for line in tail.splitlines())

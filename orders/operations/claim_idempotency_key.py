@@ -16,6 +16,7 @@ def claim_idempotency_key(ctx: CreateOrderContext) -> CreateOrderContext:
     winner's commit on PostgreSQL) is answered with a 409.
     """
     key = ctx.input.idempotency_key
+    assert key is not None  # the step runs only `when=has_idempotency_key`
     fingerprint = ctx.input.fingerprint
     try:
         with transaction.atomic():
