@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from orchestration import BaseOrchestrator, Retry, ServiceUnavailable, Step
 from orders.models import Order
@@ -39,7 +40,7 @@ def has_idempotency_key(ctx: CreateOrderContext) -> bool:
 class CreateOrder(BaseOrchestrator[CreateOrderContext, Order, CreateOrderInput]):
     """Place and pay an order for the acting user."""
 
-    pipeline = (
+    pipeline: ClassVar[Sequence[Step[CreateOrderContext]]] = (
         Step("validate_order", validate_order),
         Step("check_permissions", check_permissions),
         # Before any row lock: a duplicate request fails here without waiting for stock.
@@ -69,7 +70,7 @@ class CreateOrder(BaseOrchestrator[CreateOrderContext, Order, CreateOrderInput])
 class CancelOrder(BaseOrchestrator[CancelOrderContext, Order, CancelOrderInput]):
     """Cancel one of the acting user's paid orders: stock back, money back."""
 
-    pipeline = (
+    pipeline: ClassVar[Sequence[Step[CancelOrderContext]]] = (
         Step("load_order", load_order),
         Step("check_state", check_state),
         Step("restock", restock),
