@@ -1,19 +1,23 @@
-"""Orders under load while the mail server is down and the payment gateway flickers.
+"""Orders under load while the mail server goes down and the payment gateway flickers.
 
-A real gunicorn (two workers) serves the API; its SMTP server is a closed
-loopback port and its gateway fails 40 % of the charge attempts
+A real gunicorn (two workers) serves the API. Its mail server is a real SMTP
+server (aiosmtpd) on loopback that is stopped while the load runs, after the
+first confirmations went out; its gateway fails 40 % of the charge attempts
 (``flaky_gateway.FlakyGateway``). Six client threads place a bounded number of
 orders for more units than are in stock, each with an ``Idempotency-Key``,
 retrying a 503 with the same key as a well-behaved client does. Afterwards the
-database must tell the same story as the responses: every 201 is one paid
-order with the lines that were asked for, nothing else was written, and the
-stock adds up.
+database and the mailbox must tell the same story as the responses: every 201
+is one paid order with the lines that were asked for, nothing else was
+written, the stock adds up, every confirmation is for a placed order, and
+every 201 without a warning had its confirmation delivered.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
+import threading
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 
 from tests.servers import (
     app_env,
@@ -40,6 +45,8 @@ CLIENT_ATTEMPTS = 3
 PRODUCTS = 4
 STOCK = 40
 USERNAME, PASSWORD = "loadtester", "load-testing-password"
+#: The mail server stops once this many orders were placed.
+MAIL_OUTAGE_AFTER = 12
 
 SEED = f"""
 from decimal import Decimal
@@ -66,8 +73,32 @@ print("DUMP", json.dumps({
 """
 
 
+class Mailbox:
+    """An SMTP server on loopback that records the order ids it was sent, until stopped."""
+
+    SUBJECT = re.compile(r"^Subject: Order #(\d+) confirmed$", re.MULTILINE)
+
+    def __init__(self, port: int) -> None:
+        self.order_ids: list[int] = []
+        self.controller = Controller(self, hostname="127.0.0.1", port=port)
+        self._stopped = False
+        self._lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        content = envelope.content.decode("utf-8", "replace").replace("\r\n", "\n")
+        self.order_ids.extend(int(found) for found in self.SUBJECT.findall(content))
+        return "250 Message accepted for delivery"
+
+    def stop(self) -> None:
+        """Take the server down (idempotent): later connections are refused."""
+        with self._lock:
+            if not self._stopped:
+                self._stopped = True
+                self.controller.stop()
+
+
 def place_order(
-    url: str, token: str, body: dict[str, Any]
+    url: str, token: str, body: dict[str, Any], on_created: Any = None
 ) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
     """POST one order, retrying a 503 with the same key; the key and every answer."""
     key = uuid.uuid4().hex
@@ -82,6 +113,8 @@ def place_order(
         answers.append((status, json.loads(raw)))
         if status != 503:
             break
+    if on_created is not None and answers[-1][0] == 201:
+        on_created()
     return key, answers
 
 
@@ -95,9 +128,11 @@ def random_body(rng: random.Random, product_ids: list[int]) -> dict[str, Any]:
 
 def test_every_answer_matches_the_database(tmp_path: Path) -> None:
     database_url = prepare_database(tmp_path, suffix="faults")
+    mail_port = free_port()
+    mailbox = Mailbox(mail_port)
     env = app_env(
         database_url=database_url,
-        EMAIL_URL=f"smtp://127.0.0.1:{free_port()}",  # nothing listens there
+        EMAIL_URL=f"smtp://127.0.0.1:{mail_port}",
         EMAIL_TIMEOUT="2",
         PAYMENT_GATEWAY="tests.reliability.flaky_gateway.FlakyGateway",
         LOG_LEVEL="ERROR",
@@ -116,10 +151,27 @@ def test_every_answer_matches_the_database(tmp_path: Path) -> None:
             )
             assert status == 200, raw
             token = json.loads(raw)["access"]
+            placed_so_far = Counter[str]()
+            counting = threading.Lock()
+
+            def count_and_maybe_cut_mail() -> None:
+                with counting:
+                    placed_so_far["orders"] += 1
+                    outage = placed_so_far["orders"] == MAIL_OUTAGE_AFTER
+                if outage:
+                    mailbox.stop()
+
+            mailbox.controller.start()
             with ThreadPoolExecutor(THREADS) as pool:
-                outcomes = list(pool.map(lambda b: place_order(server.url, token, b), bodies))
+                outcomes = list(
+                    pool.map(
+                        lambda b: place_order(server.url, token, b, count_and_maybe_cut_mail),
+                        bodies,
+                    )
+                )
         dump = json.loads(manage(env, "shell", "-c", DUMP).split("DUMP", 1)[1])
     finally:
+        mailbox.stop()
         drop_database(database_url)
 
     all_answers = [answer for _, answers in outcomes for answer in answers]
@@ -134,9 +186,18 @@ def test_every_answer_matches_the_database(tmp_path: Path) -> None:
     assert codes["payment_gateway_unavailable"] > 0, codes
     assert codes["out_of_stock"] > 0, codes
     assert codes["payment_declined"] > 0, codes
+    warned, confirmed = set(), set()
     for status, body in all_answers:
         if status == 201:
-            assert [w["code"] for w in body["warnings"]] == ["email_unavailable"], body
+            warnings = [w["code"] for w in body["warnings"]]
+            assert warnings in ([], ["email_unavailable"]), body
+            (warned if warnings else confirmed).add(body["data"]["id"])
+    # Both sides of the outage were seen: delivered confirmations, then warnings.
+    assert confirmed, "no confirmation was delivered before the outage"
+    assert warned, "no order was placed during the mail outage"
+    # An order answered without a warning had its mail delivered, exactly once.
+    delivered = Counter(mailbox.order_ids)
+    assert all(delivered[order_id] == 1 for order_id in confirmed), delivered
 
     placed = {}  # order id -> the body that placed it
     for (key, answers), body in zip(outcomes, bodies, strict=True):
@@ -149,6 +210,8 @@ def test_every_answer_matches_the_database(tmp_path: Path) -> None:
 
     orders = {order["id"]: order for order in dump["orders"]}
     assert set(orders) == set(placed), "the database holds exactly the orders answered 201"
+    # After-commit steps never run for a failed run: no mail for an order that is not there.
+    assert set(delivered) <= set(placed), "a confirmation went out for an order not placed"
     assert all(order["status"] == "paid" for order in orders.values())
     items: dict[int, dict[int, int]] = {}
     for item in dump["items"]:
