@@ -12,6 +12,7 @@ pays for a dictionary lookup, not for label resolution.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +84,13 @@ IN_PROGRESS = Gauge(
 )
 
 
+#: Distinct error codes counted per step before further ones are folded into
+#: ``other``: codes are meant to be a small fixed set, and a code built from
+#: data must not grow the label set without bound.
+MAX_CODES_PER_STEP = 32
+WELL_FORMED_CODE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
 class StepMetrics:
     """The label children of one step of one orchestrator."""
 
@@ -113,9 +121,12 @@ class StepMetrics:
     def failed(self, code: str) -> None:
         child = self._failures.get(code)
         if child is None:
-            child = self._failures[code] = STEP_FAILURES.labels(
-                self.orchestrator, self.step, self.critical, code
-            )
+            label = code
+            if len(self._failures) >= MAX_CODES_PER_STEP or not WELL_FORMED_CODE.match(code):
+                label = "other"
+            child = STEP_FAILURES.labels(self.orchestrator, self.step, self.critical, label)
+            if label == code:
+                self._failures[code] = child
         child.inc()
 
     def compensated(self, outcome: str) -> None:

@@ -192,3 +192,36 @@ def test_metrics_can_be_turned_off(settings):
 def test_buckets_resolve_sub_millisecond_steps():
     assert BUCKETS[0] <= 0.0001
     assert list(BUCKETS) == sorted(BUCKETS)
+
+
+@pytest.mark.django_db
+def test_error_codes_that_would_grow_the_label_set_are_folded_into_other():
+    from orchestration.metrics import MAX_CODES_PER_STEP
+
+    runs = iter(range(10_000))
+
+    def fail_with_a_new_code(ctx):
+        raise ServiceUnavailable(code=f"upstream_{next(runs)}")
+
+    distinct = make_orchestrator(
+        "MetricsCodes", [Step("flaky", fail_with_a_new_code, critical=False)]
+    )
+    malformed = make_orchestrator(
+        "MetricsBadCode",
+        [Step("flaky", fail_with(ServiceUnavailable(code="Not A Code!")), critical=False)],
+    )
+
+    def failures(orchestrator: str, code: str) -> float:
+        labels = {"orchestrator": orchestrator, "step": "flaky", "critical": "false"}
+        return sample("orchestrator_step_failures_total", **labels, code=code)
+
+    other_before = failures("metrics_codes", "other")
+    for _ in range(MAX_CODES_PER_STEP + 5):
+        distinct().execute([])
+    malformed().execute([])
+
+    counted = [failures("metrics_codes", f"upstream_{n}") for n in range(MAX_CODES_PER_STEP + 5)]
+    assert counted == [1.0] * MAX_CODES_PER_STEP + [0.0] * 5
+    assert failures("metrics_codes", "other") - other_before == 5
+    assert failures("metrics_bad_code", "Not A Code!") == 0
+    assert failures("metrics_bad_code", "other") >= 1
