@@ -9,9 +9,11 @@ with the same key and the same body. The same key with another body is a 409.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 from django.db.models import prefetch_related_objects
+from django.utils import timezone
 from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -110,3 +112,16 @@ def store_response(user: Any, key: str, response: Response) -> None:
     IdempotencyRecord.objects.filter(user=user, key=key).update(
         response_status=response.status_code, response_body=response.data
     )
+
+
+def purge_records(*, older_than: timedelta, dry_run: bool = False) -> int:
+    """Delete the keys stored longer than ``older_than`` ago; how many (would) go.
+
+    A purged key can be used again for a new request: keep records at least as
+    long as clients may retry.
+    """
+    stale = IdempotencyRecord.objects.filter(created__lt=timezone.now() - older_than)
+    if dry_run:
+        return stale.count()
+    deleted, _ = stale.delete()
+    return deleted
