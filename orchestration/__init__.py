@@ -8,6 +8,7 @@ from orchestration.context import OperationContext, StepError
 from orchestration.engine import BaseOrchestrator
 from orchestration.errors import (
     Conflict,
+    DatabaseUnavailable,
     DefinitionError,
     InternalError,
     NotAuthenticated,
@@ -25,6 +26,7 @@ from orchestration.steps import Retry, Step
 __all__ = [
     "BaseOrchestrator",
     "Conflict",
+    "DatabaseUnavailable",
     "DefinitionError",
     "InternalError",
     "NotAuthenticated",

@@ -17,6 +17,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from orchestration.context import current_request_id, new_request_id
 from orchestration.engine import BaseOrchestrator
+from orchestration.errors import DatabaseUnavailable, OrchestrationError, internal_error
 from orchestration.result import OrchestratorResult
 
 logger = logging.getLogger("orchestration")
@@ -94,16 +95,16 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return response
     if isinstance(exc, OperationalError | InterfaceError):
         logger.warning("database unavailable: %s", exc)
-        return Response(
-            error_body("database_unavailable", "The database is unavailable; try again later."),
-            status=status.HTTP_503_SERVICE_UNAVAILABLE,
-        )
-    logger.error("unhandled error in %s", context.get("view"), exc_info=exc)
-    request_id = current_request_id.get() or new_request_id()
-    return Response(
-        error_body("internal_error", f"An internal error occurred (request id {request_id})."),
-        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
-    )
+        typed: OrchestrationError = DatabaseUnavailable()
+    else:
+        logger.error("unhandled error in %s", context.get("view"), exc_info=exc)
+        typed = internal_error(current_request_id.get() or new_request_id())
+    return Response(typed_error_body(typed), status=typed.status)
+
+
+def typed_error_body(error: OrchestrationError) -> dict[str, Any]:
+    """``error_body`` for a typed error: its code, message and details."""
+    return error_body(error.code, error.message, error.details)
 
 
 # -- OpenAPI (drf-spectacular) --------------------------------------------------------

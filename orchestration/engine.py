@@ -41,14 +41,15 @@ from orchestration.context import (
     new_request_id,
 )
 from orchestration.errors import (
+    DatabaseUnavailable,
     DefinitionError,
     InternalError,
     NotFound,
     OrchestrationError,
     PermissionDenied,
-    ServiceUnavailable,
     StepTimeout,
     ValidationFailed,
+    internal_error,
 )
 from orchestration.metrics import OrchestratorMetrics, StepMetrics
 from orchestration.result import OrchestratorResult, StepRecord
@@ -131,9 +132,7 @@ def error_from_exception(step: str, exc: BaseException, request_id: str) -> Step
         logger.warning(
             "step %s: database unavailable: %s", step, exc, extra={"request_id": request_id}
         )
-        typed = ServiceUnavailable(
-            "The database is unavailable; try again later.", code="database_unavailable"
-        )
+        typed = DatabaseUnavailable()
     else:
         logger.error(
             "step %s failed with an unexpected error",
@@ -141,7 +140,7 @@ def error_from_exception(step: str, exc: BaseException, request_id: str) -> Step
             exc_info=(type(exc), exc, exc.__traceback__),
             extra={"request_id": request_id},
         )
-        typed = InternalError(f"An internal error occurred (request id {request_id}).")
+        typed = internal_error(request_id)
     return StepError(
         step=step,
         code=typed.code,

@@ -75,6 +75,13 @@ class ServiceUnavailable(OrchestrationError):
     default_message = "A service this request depends on is unavailable; try again later."
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database connection failed or was lost (Django's OperationalError)."""
+
+    code = "database_unavailable"
+    default_message = "The database is unavailable; try again later."
+
+
 class StepTimeout(OrchestrationError):
     """A step returned after its time budget was spent."""
 
@@ -87,6 +94,11 @@ class InternalError(OrchestrationError):
     status = 500
     code = "internal_error"
     default_message = "An internal error occurred."
+
+
+def internal_error(request_id: str) -> InternalError:
+    """What a client learns of an unexpected exception: the id that finds it in the logs."""
+    return InternalError(f"An internal error occurred (request id {request_id}).")
 
 
 class DefinitionError(TypeError):

@@ -13,7 +13,8 @@ from django.views.decorators.http import require_GET
 from django_prometheus.exports import ExportToDjangoView
 
 from orchestration.context import current_request_id
-from orchestration.drf import error_body
+from orchestration.drf import error_body, typed_error_body
+from orchestration.errors import internal_error
 
 API_PREFIX = "/api/"
 
@@ -65,7 +66,6 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 def server_error(request: HttpRequest) -> HttpResponse:
     """``handler500``: never a traceback; the request id points at the log record."""
     if request.path.startswith(API_PREFIX):
-        request_id = current_request_id.get() or "-"
-        message = f"An internal error occurred (request id {request_id})."
-        return JsonResponse(error_body("internal_error", message), status=500)
+        error = internal_error(current_request_id.get() or "-")
+        return JsonResponse(typed_error_body(error), status=error.status)
     return defaults.server_error(request)

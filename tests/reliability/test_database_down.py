@@ -116,7 +116,7 @@ def test_pipeline_answers_503_envelope_when_the_database_goes_away(
     payload = response.json()
     assert payload["success"] is False
     assert payload["error"]["code"] == "database_unavailable"
-    assert payload["error"]["step"]
+    assert payload["error"]["step"] == "transaction"  # BEGIN failed: no step ran
     assert ready.status_code == 503
     # The connection comes back once the database does, and nothing was written.
     assert Order.objects.count() == 0
