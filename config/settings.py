@@ -79,6 +79,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_prometheus",
+    "django_tasks",
+    "django_tasks_db",
     *LOCAL_APPS,
 ]
 
@@ -129,6 +131,16 @@ if DATABASES["default"].get("ENGINE") not in _PROMETHEUS_ENGINES:
         "DATABASE_URL must be a postgres://user@host:port/name or sqlite:///path URL."
     )
 DATABASES["default"]["ENGINE"] = _PROMETHEUS_ENGINES[DATABASES["default"]["ENGINE"]]
+# A deadline on every wait for the database: connecting, each statement on the server,
+# and each round trip on the client (a stopped server never enforces its own timeout).
+DATABASE_CONNECT_TIMEOUT = _number("DATABASE_CONNECT_TIMEOUT", int, default=3)
+DATABASE_STATEMENT_TIMEOUT = _number("DATABASE_STATEMENT_TIMEOUT", float, default=5.0)
+for _name, _value in (
+    ("DATABASE_CONNECT_TIMEOUT", DATABASE_CONNECT_TIMEOUT),
+    ("DATABASE_STATEMENT_TIMEOUT", DATABASE_STATEMENT_TIMEOUT),
+):
+    if _value <= 0:
+        raise ImproperlyConfigured(f"{_name} must be a positive number of seconds.")
 if "sqlite" in DATABASES["default"]["ENGINE"]:
     # Concurrent gunicorn workers wait for SQLite's write lock instead of failing at once.
     # IMMEDIATE: a transaction takes the write lock when it begins; a deferred one that
@@ -136,8 +148,15 @@ if "sqlite" in DATABASES["default"]["ENGINE"]:
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 20)
     DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
 else:
+    DATABASES["default"]["ENGINE"] = "config.postgresql"
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
+    _statement_ms = int(DATABASE_STATEMENT_TIMEOUT * 1000)
+    _options["options"] = f"{_options.get('options', '')} -c statement_timeout={_statement_ms}".strip()
+    # The server cancels a slow statement first; this catches a server that cannot.
+    DATABASES["default"]["QUERY_DEADLINE"] = DATABASE_STATEMENT_TIMEOUT + 2
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -160,6 +179,34 @@ STATIC_ROOT = BASE_DIR / "var" / "static"
 vars().update(_read("EMAIL_URL", env.email_url, default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="orders@example.com")
 EMAIL_TIMEOUT = _number("EMAIL_TIMEOUT", float, default=5.0)
+if EMAIL_BACKEND == "django.core.mail.backends.smtp.EmailBackend":  # noqa: F821 (from EMAIL_URL)
+    # The same SMTP backend, with EMAIL_TIMEOUT (or a step's budget) as an overall deadline.
+    EMAIL_BACKEND = "orchestration.mail.EmailBackend"
+
+# After-commit steps are tasks of Django's Tasks API (the django-tasks backport).
+# database: stored in DATABASE_URL's database, run by `manage.py db_worker` (the default);
+# rq: Redis (TASKS_REDIS_URL), run by `manage.py rqworker` on any number of machines;
+# immediate: run in the web process right after the commit (development, some tests).
+TASKS_BACKEND = env.str("TASKS_BACKEND", default="database")
+_TASK_BACKENDS = {
+    "database": "django_tasks_db.DatabaseBackend",
+    "rq": "django_tasks_rq.RQBackend",
+    "immediate": "django_tasks.backends.immediate.ImmediateBackend",
+}
+if TASKS_BACKEND not in _TASK_BACKENDS:
+    raise ImproperlyConfigured(
+        f"TASKS_BACKEND={TASKS_BACKEND!r} is not one of: {', '.join(_TASK_BACKENDS)}."
+    )
+TASKS = {"default": {"BACKEND": _TASK_BACKENDS[TASKS_BACKEND]}}
+if TASKS_BACKEND == "rq":
+    INSTALLED_APPS.append("django_rq")
+    RQ_QUEUES = {
+        "default": {
+            "URL": env.str("TASKS_REDIS_URL", default="redis://127.0.0.1:6379/0"),
+            # Seconds RQ lets one task run; the step's own budget is far shorter.
+            "DEFAULT_TIMEOUT": 600,
+        }
+    }
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -33,6 +33,8 @@ def envelope(result: OrchestratorResult[Any]) -> dict[str, Any]:
     body["duration"] = result.duration_ms
     body["metrics"] = result.metrics
     body["warnings"] = [warning.as_dict() for warning in result.warnings]
+    if result.success:
+        body["queued"] = result.queued
     body["request_id"] = result.request_id
     return body
 
@@ -161,6 +163,10 @@ def envelope_serializer(data: type[serializers.BaseSerializer]) -> serializers.S
                     child=serializers.FloatField(), help_text="Milliseconds per step that ran."
                 ),
                 "warnings": StepErrorSerializer(many=True, help_text="Best-effort step failures."),
+                "queued": serializers.ListField(
+                    child=serializers.CharField(),
+                    help_text="After-commit steps queued for a task worker (they run later).",
+                ),
                 "request_id": serializers.CharField(),
             },
         )

@@ -10,8 +10,9 @@ Semantics, in the order they apply (see README.md):
 4. A best-effort failure is recorded as a warning; the step ran in its own
    savepoint, so only its own writes are undone.
 5. ``Retry`` retries the listed exception types with backoff and jitter.
-6. ``after_commit`` steps run after the transaction commits, never after a
-   failure.
+6. ``after_commit`` steps are queued in the run's transaction (one task each,
+   see ``orchestration.outbox``) and run by a task worker after the commit;
+   a run that fails queues nothing.
 7. ``timeout`` is a budget: the deadline is exposed as ``ctx.remaining()`` and a
    step that returns late fails with code ``timeout``.
 """
@@ -40,6 +41,7 @@ from orchestration.context import (
     current_request_id,
     new_request_id,
 )
+from orchestration.deadlines import statement_budget
 from orchestration.errors import (
     DatabaseUnavailable,
     DefinitionError,
@@ -261,6 +263,7 @@ class _Run:
         "records",
         "step_metrics",
         "steps",
+        "worker",
     )
 
     def __init__(
@@ -269,8 +272,13 @@ class _Run:
         ctx: OperationContext,
         steps: tuple[Step[Any], ...],
         metrics: OrchestratorMetrics | None,
+        *,
+        worker: bool = False,
     ) -> None:
         self.orchestrator = orchestrator
+        #: Running a queued step in a task worker: there is no run transaction to
+        #: protect, so no savepoint (and no transaction held across the step's I/O).
+        self.worker = worker
         self.ctx = ctx
         self.steps = steps
         self.metrics = metrics
@@ -340,33 +348,23 @@ class _Run:
         return True
 
     def _schedule_after_commit(self) -> None:
-        using = self.orchestrator.database
-        for step in self.steps:
-            if step.after_commit:
-                record = StepRecord(step.name, "deferred", step.critical)
-                self.records.append(record)
-                transaction.on_commit(
-                    partial(self._run_deferred, step, record), using=using, robust=True
-                )
+        deferred = [step for step in self.steps if step.after_commit]
+        if deferred:
+            # Imported here: the outbox uses models, and this module loads with the app.
+            from orchestration import outbox
 
-    def _run_deferred(self, step: Step[Any], record: StepRecord) -> None:
-        self._run_step(step, self._metrics_of(step), record)
+            outbox.enqueue(self, deferred)
 
     def _metrics_of(self, step: Step[Any]) -> StepMetrics | None:
         if self.metrics is None:
             return None
         return self.metrics.step(step.name, critical=step.critical)
 
-    def _run_step(
-        self, step: Step[Any], metrics: StepMetrics | None, record: StepRecord | None = None
-    ) -> StepRecord:
+    def _run_step(self, step: Step[Any], metrics: StepMetrics | None) -> StepRecord:
         """Run one step; ``metrics`` are its label children (None when metrics are off)."""
         ctx = self.ctx
-        if record is None:
-            record = StepRecord(step.name, "ok", step.critical, 1)
-            self.records.append(record)
-        else:
-            record.status, record.attempts = "ok", 1
+        record = StepRecord(step.name, "ok", step.critical, 1)
+        self.records.append(record)
         started = perf_counter_ns()
         try:
             if step.plain:
@@ -424,9 +422,10 @@ class _Run:
             if metrics is not None:
                 metrics.skipped.inc()
             return None
+        using = self.orchestrator.database
         savepoint = (
-            partial(transaction.atomic, using=self.orchestrator.database)
-            if step.needs_savepoint
+            partial(transaction.atomic, using=using)
+            if step.needs_savepoint and not self.worker
             else nullcontext
         )
         deadline = None if step.timeout is None else time.perf_counter() + step.timeout
@@ -435,7 +434,7 @@ class _Run:
             retry = step.retry
             while True:
                 try:
-                    with savepoint():
+                    with statement_budget(using, self._remaining(deadline)), savepoint():
                         returned = self._call(step, ctx)
                         if deadline is not None and time.perf_counter() > deadline:
                             raise StepTimeout(
@@ -458,6 +457,10 @@ class _Run:
                     record.attempts += 1
         finally:
             _step_deadline.reset(token)
+
+    @staticmethod
+    def _remaining(deadline: float | None) -> float | None:
+        return None if deadline is None else max(0.001, deadline - time.perf_counter())
 
     def _fail(
         self,

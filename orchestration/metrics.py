@@ -46,7 +46,7 @@ BUCKETS = (
 
 ORCHESTRATOR_DURATION = Histogram(
     "orchestrator_duration_seconds",
-    "Wall time of an orchestrator run, deferred after-commit steps included.",
+    "Wall time of an orchestrator run (its after-commit steps run later, in a task worker).",
     ["orchestrator", "outcome"],
     buckets=BUCKETS,
 )
@@ -82,6 +82,28 @@ IN_PROGRESS = Gauge(
     ["orchestrator"],
     multiprocess_mode="livesum",
 )
+
+#: Time in queue spans from milliseconds (an idle worker) to hours (a backlog).
+QUEUE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
+
+QUEUED_STEPS = Counter(
+    "orchestrator_queued_steps",
+    "After-commit steps queued by committed runs (one task each).",
+    ["orchestrator", "step"],
+)
+QUEUED_STEP_RUNS = Counter(
+    "orchestrator_queued_step_runs",
+    "Deliveries of queued steps to a worker, by outcome: ok, failed (for good), requeued "
+    "(failed, will be delivered again), duplicate (already done or running: nothing ran).",
+    ["orchestrator", "step", "outcome"],
+)
+QUEUED_STEP_WAIT = Histogram(
+    "orchestrator_queued_step_wait_seconds",
+    "Time in queue: from the run's commit to the first worker that claimed the step.",
+    ["orchestrator", "step"],
+    buckets=QUEUE_BUCKETS,
+)
+QUEUED_STEP_OUTCOMES = ("ok", "failed", "requeued", "duplicate")
 
 
 #: Distinct error codes counted per step before further ones are folded into
@@ -162,3 +184,27 @@ class OrchestratorMetrics:
         if found is None:
             found = self.steps[key] = StepMetrics(self.name, name, critical=critical)
         return found
+
+
+class QueuedStepMetrics:
+    """The label children of one after-commit step run by task workers."""
+
+    __slots__ = ("queued", "runs", "wait")
+
+    def __init__(self, orchestrator: str, step: str) -> None:
+        self.queued = QUEUED_STEPS.labels(orchestrator, step)
+        self.runs = {
+            outcome: QUEUED_STEP_RUNS.labels(orchestrator, step, outcome)
+            for outcome in QUEUED_STEP_OUTCOMES
+        }
+        self.wait = QUEUED_STEP_WAIT.labels(orchestrator, step)
+
+
+_queued: dict[tuple[str, str], QueuedStepMetrics] = {}
+
+
+def queued_step_metrics(orchestrator: str, step: str) -> QueuedStepMetrics:
+    found = _queued.get((orchestrator, step))
+    if found is None:
+        found = _queued[(orchestrator, step)] = QueuedStepMetrics(orchestrator, step)
+    return found

@@ -38,6 +38,11 @@ def unregister(cls: type[BaseOrchestrator[Any, Any, Any]]) -> None:
         del _registry[cls.metric_name]
 
 
+def get(name: str) -> type[BaseOrchestrator[Any, Any, Any]] | None:
+    """The class registered under metric name ``name``, if any."""
+    return _registry.get(name)
+
+
 def registered(*, include_tests: bool = False) -> list[type[BaseOrchestrator[Any, Any, Any]]]:
     """Registered classes ordered by metric name; classes from test modules left out."""
     return [

@@ -9,15 +9,15 @@ from orchestration.context import StepError
 
 ResultT = TypeVar("ResultT")
 
-StepStatus = Literal["ok", "failed", "skipped", "timed_out", "compensated", "deferred"]
+StepStatus = Literal["ok", "failed", "skipped", "timed_out", "compensated", "queued"]
 
 
 @dataclass(slots=True, eq=False)
 class StepRecord:
     """How one step went.
 
-    ``status`` is ``deferred`` for an after-commit step that waits for an outer
-    transaction the orchestrator does not own. ``compensation`` is None, or
+    ``status`` is ``queued`` for an after-commit step: it was queued in the
+    run's transaction and a task worker runs it once that commits. ``compensation`` is None, or
     ``"failed"`` when the step's compensation raised (``compensation_error``
     says why); a step whose compensation succeeded has status ``compensated``.
     """
@@ -62,8 +62,13 @@ class OrchestratorResult(Generic[ResultT]):
         return {
             record.name: record.duration_ms
             for record in self.steps
-            if record.status not in ("skipped", "deferred")
+            if record.status not in ("skipped", "queued")
         }
+
+    @property
+    def queued(self) -> list[str]:
+        """The after-commit steps queued for a task worker."""
+        return [record.name for record in self.steps if record.status == "queued"]
 
     @property
     def status_code(self) -> int:

@@ -50,7 +50,9 @@ class Step(Generic[CtxT]):
     """One stage of a pipeline.
 
     ``critical`` defaults to True on purpose: a step is best effort only when
-    its author says so.
+    its author says so. An ``after_commit`` step runs later in a task worker,
+    on a context rebuilt from the fields it names in ``uses`` (plus
+    ``request_id``, ``user`` and ``metadata``); see ``orchestration.payload``.
     """
 
     name: str
@@ -61,6 +63,7 @@ class Step(Generic[CtxT]):
     compensate: Callable[[CtxT], Any] | None = None
     after_commit: bool = False
     timeout: float | None = None
+    uses: tuple[str, ...] = ()
     #: A critical step with no condition, retry, timeout or deferral: the engine's
     #: fast path (no savepoint, no policy), decided once here rather than per run.
     plain: bool = field(init=False, default=False, repr=False, compare=False)
@@ -81,6 +84,16 @@ class Step(Generic[CtxT]):
             raise DefinitionError(f"Step {self.name!r}: retry must be a Retry instance.")
         if self.timeout is not None and not self.timeout > 0:
             raise DefinitionError(f"Step {self.name!r}: timeout must be a positive number.")
+        if isinstance(self.uses, str) or not all(isinstance(name, str) for name in self.uses):
+            raise DefinitionError(
+                f"Step {self.name!r}: uses must be a tuple of context field names."
+            )
+        object.__setattr__(self, "uses", tuple(self.uses))
+        if self.uses and not self.after_commit:
+            raise DefinitionError(
+                f"Step {self.name!r}: uses names the context fields an after-commit step "
+                "needs in its worker; other steps see the whole context."
+            )
         plain = self.critical and not self.after_commit and self.when is None
         plain = plain and self.retry is None and self.timeout is None
         object.__setattr__(self, "plain", plain)
@@ -106,4 +119,5 @@ class Step(Generic[CtxT]):
             "compensated": self.compensate is not None,
             "after_commit": self.after_commit,
             "timeout": self.timeout,
+            "uses": list(self.uses),
         }

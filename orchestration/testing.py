@@ -66,3 +66,17 @@ def run_step(
     run = _Run(host, ctx, (step,), None)  # type: ignore[arg-type]
     record = run._run_step(step, None)
     return StepOutcome(ctx=run.ctx, record=record)  # type: ignore[arg-type]
+
+
+def run_queued_steps() -> dict[str, str]:
+    """Run every queued after-commit step in this process, as a task worker would.
+
+    For tests whose subject is what a step does, not how it travels: returns
+    ``{step name: outcome}`` (``ok``, ``failed``, ``requeued``...). The steps must
+    have been committed (or queued in the test's own transaction).
+    """
+    from orchestration.models import QueuedStep
+    from orchestration.outbox import run_queued
+
+    queued = QueuedStep.objects.filter(state=QueuedStep.State.QUEUED).order_by("enqueued_at")
+    return {entry.step: run_queued(str(entry.pk)) for entry in queued}

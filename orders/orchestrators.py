@@ -32,6 +32,10 @@ GATEWAY_RETRY = Retry(attempts=3, backoff=0.1, max_backoff=1.0, on=(ServiceUnava
 #: Seconds an email step may spend on the mail server before it counts as failed.
 EMAIL_BUDGET = 10.0
 
+#: Email steps run in a task worker: a mail server that is briefly down is tried again
+#: within the budget (and the worker queues the step again later if it stays down).
+EMAIL_RETRY = Retry(attempts=3, backoff=0.5, max_backoff=2.0, on=(ServiceUnavailable,))
+
 
 def has_idempotency_key(ctx: CreateOrderContext) -> bool:
     return ctx.input.idempotency_key is not None
@@ -56,8 +60,12 @@ class CreateOrder(BaseOrchestrator[CreateOrderContext, Order, CreateOrderInput])
             after_commit=True,
             when=owner_has_email,
             timeout=EMAIL_BUDGET,
+            retry=EMAIL_RETRY,
+            uses=("order",),
         ),
-        Step("track_analytics", track_analytics, critical=False, after_commit=True),
+        Step(
+            "track_analytics", track_analytics, critical=False, after_commit=True, uses=("order",)
+        ),
     )
 
     def initialize_context(self, input: CreateOrderInput, **kwargs: Any) -> CreateOrderContext:
@@ -85,6 +93,8 @@ class CancelOrder(BaseOrchestrator[CancelOrderContext, Order, CancelOrderInput])
             after_commit=True,
             when=owner_has_email,
             timeout=EMAIL_BUDGET,
+            retry=EMAIL_RETRY,
+            uses=("order", "refund"),
         ),
     )
 

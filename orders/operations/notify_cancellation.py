@@ -12,5 +12,6 @@ def notify_cancellation(ctx: CancelOrderContext) -> CancelOrderContext:
         subject=f"Order #{order.pk} cancelled",
         body=f"Your order #{order.pk} is cancelled. {refund}\n",
         timeout=ctx.remaining(),
+        dedupe_key=ctx.metadata.get("dedupe_key"),
     )
     return ctx

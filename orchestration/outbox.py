@@ -1,0 +1,279 @@
+"""After-commit steps as durable tasks (Django's Tasks API).
+
+In the request, ``enqueue`` writes one ``QueuedStep`` row per after-commit
+step in the run's own transaction (a transactional outbox): the rows exist
+exactly when the run's data does, and a run that fails or rolls back queues
+nothing. Each row is handed to the configured task backend as one
+``orchestration.tasks.run_queued_step`` task:
+
+- a backend that stores tasks in the same database (``django_tasks_db``) gets
+  the task in the same transaction, so commit and dispatch are one;
+- any other backend (RQ on Redis, ...) gets it after the commit. A crash
+  between the two loses nothing: ``relay`` (the ``relay_queued_steps``
+  command) dispatches again every row still queued a while after its commit.
+
+In the worker, ``run_queued`` claims the row (``queued`` -> ``running``, with
+a lease as long as the step's budget), rebuilds the context the step declared
+(``Step(uses=...)``), and runs the step with its retry policy and time budget.
+Delivery is at least once; the claim makes the effect once: a redelivered
+task for a step that is done or running under a live lease does nothing. A
+worker killed mid-step leaves an expired lease, and the relay dispatches the
+row again. A step that fails with a 503-class error (the mail server is down)
+is queued again with backoff, up to ``QUEUE_MAX_ATTEMPTS`` deliveries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import partial
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import router, transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from orchestration import registry
+from orchestration.context import current_request_id, new_request_id
+from orchestration.metrics import queued_step_metrics
+from orchestration.models import QueuedStep
+from orchestration.payload import restore, snapshot
+from orchestration.result import StepRecord
+
+if TYPE_CHECKING:
+    from orchestration.engine import BaseOrchestrator, _Run
+    from orchestration.steps import Step
+
+logger = logging.getLogger("orchestration")
+
+DEFAULTS = {
+    # Seconds after which the relay dispatches again a step still queued (backends
+    # outside the database), doubled on every further dispatch of the same step.
+    "QUEUE_RELAY_AFTER": 30.0,
+    # Seconds a worker may hold a step without a time budget before another may take it.
+    "QUEUE_LEASE": 300.0,
+    # Added to a step's budget for its lease: a live worker finishes well within it.
+    "QUEUE_LEASE_GRACE": 30.0,
+    # Deliveries of a step that keeps failing with a 503-class error before it is failed.
+    "QUEUE_MAX_ATTEMPTS": 5,
+}
+
+
+def setting(name: str) -> Any:
+    return settings.ORCHESTRATION.get(name, DEFAULTS[name])
+
+
+# -- in the request ------------------------------------------------------------------
+
+
+def enqueue(run: _Run, steps: Sequence[Step[Any]]) -> None:
+    """Queue ``steps`` of ``run`` in the current transaction (records say ``queued``)."""
+    orchestrator = type(run.orchestrator)
+    using = run.orchestrator.database
+    now = timezone.now()
+    entries: list[QueuedStep] = []
+    transactional = _stores_tasks_in(using)
+    for step in steps:
+        metrics = run._metrics_of(step)
+        if step.when is not None:
+            try:
+                wanted = step.when(run.ctx)
+            except Exception as exc:
+                record = StepRecord(step.name, "failed", step.critical)
+                run.records.append(record)
+                run._fail(step, record, exc, metrics, 0)
+                continue
+            if not wanted:
+                run.records.append(StepRecord(step.name, "skipped", step.critical))
+                if metrics is not None:
+                    metrics.skipped.inc()
+                continue
+        entries.append(
+            QueuedStep(
+                orchestrator=orchestrator.metric_name,
+                step=step.name,
+                module=orchestrator.__module__,
+                request_id=run.ctx.request_id,
+                payload=snapshot(run.ctx, step.uses, step=step.name),
+                enqueued_at=now,
+                next_dispatch_at=None
+                if transactional
+                else now + timedelta(seconds=setting("QUEUE_RELAY_AFTER")),
+            )
+        )
+        run.records.append(StepRecord(step.name, "queued", step.critical))
+        if metrics is not None:
+            queued_step_metrics(orchestrator.metric_name, step.name).queued.inc()
+    if not entries:
+        return
+    QueuedStep.objects.using(using).bulk_create(entries)
+    ids = [str(entry.pk) for entry in entries]
+    if transactional:
+        _dispatch(ids)
+    else:
+        transaction.on_commit(partial(_dispatch, ids), using=using, robust=True)
+
+
+def _stores_tasks_in(using: str) -> bool:
+    """Does the task backend write its tasks to database ``using`` (one transaction)?"""
+    from django_tasks import task_backends
+    from django_tasks_db import DatabaseBackend
+
+    if not isinstance(task_backends["default"], DatabaseBackend):
+        return False
+    from django_tasks_db.models import DBTaskResult
+
+    return bool(router.db_for_write(DBTaskResult) == using)
+
+
+def _dispatch(ids: Sequence[str]) -> None:
+    from orchestration.tasks import run_queued_step
+
+    for entry_id in ids:
+        try:
+            run_queued_step.enqueue(entry_id)
+        except Exception:
+            # The row is committed: the relay dispatches it again later.
+            logger.warning("could not dispatch queued step %s", entry_id, exc_info=True)
+
+
+# -- in the worker --------------------------------------------------------------------
+
+
+def _orchestrator(entry: QueuedStep) -> type[BaseOrchestrator[Any, Any, Any]]:
+    found = registry.get(entry.orchestrator)
+    if found is None:
+        import_module(entry.module)
+        found = registry.get(entry.orchestrator)
+    if found is None:
+        raise LookupError(f"No orchestrator named {entry.orchestrator!r} in this process.")
+    return found
+
+
+def _step(orchestrator: type[BaseOrchestrator[Any, Any, Any]], name: str) -> Step[Any]:
+    for step in orchestrator.get_pipeline():
+        if step.name == name and step.after_commit:
+            return step
+    raise LookupError(f"{orchestrator.metric_name} has no after-commit step {name!r}.")
+
+
+def lease_of(step: Step[Any]) -> timedelta:
+    budget = step.timeout if step.timeout is not None else setting("QUEUE_LEASE")
+    return timedelta(seconds=budget + setting("QUEUE_LEASE_GRACE"))
+
+
+def run_queued(entry_id: str) -> str:
+    """Run one queued step if this delivery can claim it; returns the outcome.
+
+    Outcomes: ``ok``, ``failed`` (for good), ``requeued`` (503-class failure,
+    dispatched again later), ``duplicate`` (done, or running elsewhere under a
+    live lease: nothing is run), ``missing`` (no such row).
+    """
+    from orchestration.engine import _Run, error_from_exception
+
+    entry = QueuedStep.objects.filter(pk=entry_id).first()
+    if entry is None:
+        logger.warning("queued step %s does not exist", entry_id)
+        return "missing"
+    try:
+        orchestrator = _orchestrator(entry)
+        step = _step(orchestrator, entry.step)
+    except (LookupError, ImportError) as exc:
+        logger.error("queued step %s cannot run: %s", entry_id, exc)
+        QueuedStep.objects.filter(pk=entry.pk).update(
+            state=QueuedStep.State.FAILED, finished_at=timezone.now(), last_error=str(exc)
+        )
+        return "failed"
+    counters = (
+        queued_step_metrics(entry.orchestrator, entry.step)
+        if settings.ORCHESTRATION.get("METRICS", True)
+        else None
+    )
+    now = timezone.now()
+    claimed = (
+        QueuedStep.objects.filter(pk=entry.pk)
+        .filter(
+            Q(state=QueuedStep.State.QUEUED) | Q(state=QueuedStep.State.RUNNING, lease_until__lt=now)
+        )
+        .update(
+            state=QueuedStep.State.RUNNING,
+            attempts=F("attempts") + 1,
+            started_at=Coalesce(F("started_at"), Value(now)),
+            lease_until=now + lease_of(step),
+        )
+    )
+    if not claimed:
+        if counters is not None:
+            counters.runs["duplicate"].inc()
+        return "duplicate"
+    if entry.started_at is None and counters is not None:
+        counters.wait.observe(max(0.0, (now - entry.enqueued_at).total_seconds()))
+    attempt = entry.attempts + 1
+    token = current_request_id.set(entry.request_id or new_request_id())
+    try:
+        try:
+            ctx = restore(entry.payload)
+        except Exception as exc:
+            error = error_from_exception(step.name, exc, entry.request_id)
+        else:
+            ctx.metadata["dedupe_key"] = str(entry.pk)
+            run = _Run(orchestrator(), ctx, (step,), orchestrator._step_metrics(), worker=True)
+            # The condition was decided in the request, when the step was queued.
+            unconditional = dataclasses.replace(step, when=None)
+            error = run._run_step(unconditional, run._metrics_of(step)).error
+    finally:
+        current_request_id.reset(token)
+    finished = timezone.now()
+    if error is None:
+        outcome, changes = "ok", {"state": QueuedStep.State.DONE, "last_error": ""}
+    elif error.status in (503, 504) and attempt < setting("QUEUE_MAX_ATTEMPTS"):
+        delay = setting("QUEUE_RELAY_AFTER") * 2 ** (attempt - 1)
+        outcome = "requeued"
+        changes = {
+            "state": QueuedStep.State.QUEUED,
+            "next_dispatch_at": finished + timedelta(seconds=delay),
+            "last_error": f"{error.code}: {error.message}",
+        }
+    else:
+        outcome = "failed"
+        changes = {"state": QueuedStep.State.FAILED, "last_error": f"{error.code}: {error.message}"}
+    QueuedStep.objects.filter(pk=entry.pk).update(
+        finished_at=finished if outcome != "requeued" else None, lease_until=None, **changes
+    )
+    if counters is not None:
+        counters.runs[outcome].inc()
+    return outcome
+
+
+# -- the relay -----------------------------------------------------------------------
+
+
+def relay(*, limit: int = 500) -> int:
+    """Dispatch again the steps whose dispatch may be lost; returns how many.
+
+    Those are steps still queued past their ``next_dispatch_at`` (a crash
+    between commit and dispatch, a queue that lost the task, a retry that is
+    due) and steps whose worker's lease expired (the worker died mid-step).
+    """
+    now = timezone.now()
+    due = list(
+        QueuedStep.objects.filter(
+            Q(state=QueuedStep.State.QUEUED, next_dispatch_at__lte=now)
+            | Q(state=QueuedStep.State.RUNNING, lease_until__lt=now)
+        )
+        .order_by("enqueued_at")
+        .values_list("pk", "dispatches")[:limit]
+    )
+    relay_after = setting("QUEUE_RELAY_AFTER")
+    for pk, dispatches in due:
+        backoff = relay_after * 2 ** min(dispatches + 1, 7)
+        QueuedStep.objects.filter(pk=pk).update(
+            dispatches=F("dispatches") + 1, next_dispatch_at=now + timedelta(seconds=backoff)
+        )
+    _dispatch([str(pk) for pk, _ in due])
+    return len(due)
