@@ -154,7 +154,9 @@ else:
     _options = DATABASES["default"].setdefault("OPTIONS", {})
     _options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
     _statement_ms = int(DATABASE_STATEMENT_TIMEOUT * 1000)
-    _options["options"] = f"{_options.get('options', '')} -c statement_timeout={_statement_ms}".strip()
+    _options["options"] = (
+        f"{_options.get('options', '')} -c statement_timeout={_statement_ms}".strip()
+    )
     # The server cancels a slow statement first; this catches a server that cannot.
     DATABASES["default"]["QUERY_DEADLINE"] = DATABASE_STATEMENT_TIMEOUT + 2
 
@@ -176,12 +178,13 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 
 # Email: consolemail:// for development, smtp://host:port in production.
-vars().update(_read("EMAIL_URL", env.email_url, default="consolemail://"))
+_email = _read("EMAIL_URL", env.email_url, default="consolemail://")
+if _email["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend":
+    # The same SMTP backend, with EMAIL_TIMEOUT (or a step's budget) as an overall deadline.
+    _email["EMAIL_BACKEND"] = "orchestration.mail.EmailBackend"
+vars().update(_email)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="orders@example.com")
 EMAIL_TIMEOUT = _number("EMAIL_TIMEOUT", float, default=5.0)
-if EMAIL_BACKEND == "django.core.mail.backends.smtp.EmailBackend":  # noqa: F821 (from EMAIL_URL)
-    # The same SMTP backend, with EMAIL_TIMEOUT (or a step's budget) as an overall deadline.
-    EMAIL_BACKEND = "orchestration.mail.EmailBackend"
 
 # After-commit steps are tasks of Django's Tasks API (the django-tasks backport).
 # database: stored in DATABASE_URL's database, run by `manage.py db_worker` (the default);

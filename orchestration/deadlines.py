@@ -132,8 +132,7 @@ def statement_budget(using: str, seconds: float | None) -> Iterator[None]:
     local = connection.in_atomic_block
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT current_setting('statement_timeout'), "
-            "set_config('statement_timeout', %s, %s)",
+            "SELECT current_setting('statement_timeout'), set_config('statement_timeout', %s, %s)",
             [f"{max(1, int(seconds * 1000))}ms", local],
         )
         previous = cursor.fetchone()[0]

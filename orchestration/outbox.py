@@ -39,7 +39,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from orchestration import registry
-from orchestration.context import current_request_id, new_request_id
+from orchestration.context import StepError, current_request_id, new_request_id
 from orchestration.metrics import queued_step_metrics
 from orchestration.models import QueuedStep
 from orchestration.payload import restore, snapshot
@@ -198,7 +198,8 @@ def run_queued(entry_id: str) -> str:
     claimed = (
         QueuedStep.objects.filter(pk=entry.pk)
         .filter(
-            Q(state=QueuedStep.State.QUEUED) | Q(state=QueuedStep.State.RUNNING, lease_until__lt=now)
+            Q(state=QueuedStep.State.QUEUED)
+            | Q(state=QueuedStep.State.RUNNING, lease_until__lt=now)
         )
         .update(
             state=QueuedStep.State.RUNNING,
@@ -215,6 +216,7 @@ def run_queued(entry_id: str) -> str:
         counters.wait.observe(max(0.0, (now - entry.enqueued_at).total_seconds()))
     attempt = entry.attempts + 1
     token = current_request_id.set(entry.request_id or new_request_id())
+    error: StepError | None
     try:
         try:
             ctx = restore(entry.payload)
@@ -229,6 +231,7 @@ def run_queued(entry_id: str) -> str:
     finally:
         current_request_id.reset(token)
     finished = timezone.now()
+    changes: dict[str, Any]
     if error is None:
         outcome, changes = "ok", {"state": QueuedStep.State.DONE, "last_error": ""}
     elif error.status in (503, 504) and attempt < setting("QUEUE_MAX_ATTEMPTS"):

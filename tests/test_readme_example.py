@@ -13,6 +13,8 @@ from django.contrib.auth.models import User
 from django.core import mail
 from rest_framework.test import APIRequestFactory
 
+from orchestration.testing import run_queued_steps
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -39,12 +41,16 @@ def post_sign_up(example: types.ModuleType, body: dict) -> dict:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_example_signs_up_and_sends_the_welcome_after_commit(example):
+def test_the_example_signs_up_and_queues_the_welcome_for_a_worker(example):
     body = post_sign_up(example, {"username": "ada", "email": "ada@example.com"})
 
     assert body["status"] == 201
     assert body["data"] == {"id": User.objects.get(username="ada").pk, "username": "ada"}
-    assert set(body["metrics"]) == {"create_account", "send_welcome"}
+    assert set(body["metrics"]) == {"create_account"}
+    assert body["queued"] == ["send_welcome"]
+    assert mail.outbox == []
+
+    assert run_queued_steps() == {"send_welcome": "ok"}
     assert [message.to for message in mail.outbox] == [["ada@example.com"]]
 
 

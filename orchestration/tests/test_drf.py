@@ -15,13 +15,22 @@ def test_a_successful_run_answers_with_the_envelope(client):
 
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"success", "data", "duration", "metrics", "warnings", "request_id"}
+    assert set(body) == {
+        "success",
+        "data",
+        "duration",
+        "metrics",
+        "warnings",
+        "queued",
+        "request_id",
+    }
     assert body["success"] is True
     assert body["data"] == ["web"]
-    assert set(body["metrics"]) == {"validate", "create", "notify"}
+    assert set(body["metrics"]) == {"validate", "create", "audit"}
     assert body["warnings"] == [
-        {"step": "notify", "code": "service_unavailable", "message": "mail down", "details": {}}
+        {"step": "audit", "code": "service_unavailable", "message": "audit down", "details": {}}
     ]
+    assert body["queued"] == ["notify"]
     assert isinstance(body["duration"], float)
 
 
@@ -81,8 +90,9 @@ def test_the_schema_documents_the_envelope_each_error_and_the_pipeline():
         "duration",
         "metrics",
         "warnings",
+        "queued",
         "request_id",
     }
     description = operation["description"]
     assert "| 2 | `create` | critical | retried up to 2 attempts |" in description
-    assert "| 3 | `notify` | best effort | after commit |" in description
+    assert "| 4 | `notify` | best effort | after commit |" in description

@@ -53,7 +53,7 @@ def test_server_timing_lists_the_run_and_every_step_that_ran(client):
         "register_groups",
         "register_groups.validate",
         "register_groups.create",
-        "register_groups.notify",
+        "register_groups.audit",
     ]
     body = response.json()
     assert timing["register_groups.create"] == pytest.approx(body["metrics"]["create"], abs=0.001)
@@ -65,7 +65,7 @@ def test_log_records_carry_the_request_id(client, caplog):
     with caplog.at_level(logging.WARNING, logger="orchestration"):
         response = client.post("/register/", headers={"X-Request-ID": "trace-0000abcd"})
 
-    [warning] = [r for r in caplog.records if "notify" in r.getMessage()]
+    [warning] = [r for r in caplog.records if "audit" in r.getMessage()]
     assert warning.request_id == "trace-0000abcd"
     assert response.status_code == 201
 

@@ -18,6 +18,7 @@ Register = make_orchestrator(
     [
         Step("validate", lambda ctx: ctx),
         Step("create", create_group("web"), retry=Retry(attempts=2)),
+        Step("audit", fail_with(ServiceUnavailable("audit down")), critical=False),
         Step(
             "notify", fail_with(ServiceUnavailable("mail down")), critical=False, after_commit=True
         ),

@@ -14,6 +14,8 @@ from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
+from orchestration.models import QueuedStep
+from orchestration.testing import run_queued_steps
 from orders.models import Order, Product
 from orders.payments import FakeGateway
 from orders.tests.support import assert_nothing_written, order_body, stock_levels
@@ -122,7 +124,7 @@ def find_closed_port() -> int:
 def test_smtp_outage_still_places_the_order(
     api_client: APIClient, keyboard: Product, settings: Any
 ) -> None:
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_BACKEND = "orchestration.mail.EmailBackend"
     settings.EMAIL_HOST = "127.0.0.1"
     settings.EMAIL_PORT = find_closed_port()
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
@@ -139,13 +141,18 @@ def test_smtp_outage_still_places_the_order(
 
     assert response.status_code == 201, response.content
     body = response.json()
-    assert [(w["step"], w["code"]) for w in body["warnings"]] == [
-        ("send_confirmation", "email_unavailable")
-    ]
-    assert "send_confirmation" in body["metrics"]
+    assert body["warnings"] == []
+    assert body["queued"] == ["send_confirmation", "track_analytics"]
+    assert "send_confirmation" not in body["metrics"]
     order = Order.objects.get()
     assert order.status == Order.Status.PAID
     assert stock_levels() == {keyboard.pk: 3}
+
+    # The worker meets the outage: the step is queued again for later, the failure counted.
+    assert run_queued_steps() == {"send_confirmation": "requeued", "track_analytics": "ok"}
+    entry = QueuedStep.objects.get(step="send_confirmation")
+    assert entry.state == "queued"
+    assert entry.last_error.startswith("email_unavailable:")
     failures_after = REGISTRY.get_sample_value("orchestrator_step_failures_total", labels)
     assert failures_after == failures_before + 1
 

@@ -304,7 +304,7 @@ def test_send_confirmation_reports_a_mail_outage_as_email_unavailable(
     ctx = placed_context(user, (keyboard, 1))
 
     with mock.patch(
-        "orders.notifications.send_mail", side_effect=ConnectionRefusedError(111, "refused")
+        "orders.notifications.EmailMessage.send", side_effect=ConnectionRefusedError(111, "refused")
     ):
         outcome = run_step(step_named(CreateOrder, "send_confirmation"), ctx)
 

@@ -14,6 +14,7 @@ from django.db import OperationalError, connection, connections
 
 from orchestration import ServiceUnavailable, Step
 from orchestration.registry import registered
+from orchestration.testing import run_queued_steps
 from orders.models import Order, OrderItem, Product
 from orders.orchestrators import GATEWAY_RETRY, CancelOrder, CreateOrder
 from orders.payments import FakeGateway
@@ -71,12 +72,13 @@ def test_create_order_places_and_pays_the_order(
     keyboard: Product,
     cable: Product,
     gateway: FakeGateway,
-    django_capture_on_commit_callbacks: Any,
 ) -> None:
-    with django_capture_on_commit_callbacks(execute=True):
-        result = create(user, (keyboard, 2), (cable, 1))
+    result = create(user, (keyboard, 2), (cable, 1))
 
     assert result.success, result.error
+    assert result.queued == ["send_confirmation", "track_analytics"]
+    assert mail.outbox == []  # the worker sends it
+    assert run_queued_steps() == {"send_confirmation": "ok", "track_analytics": "ok"}
     order = Order.objects.get()
     assert result.data == order
     assert (order.owner, order.status, order.total) == (user, Order.Status.PAID, Decimal("187.99"))
@@ -168,14 +170,14 @@ def test_cancel_order_restocks_and_refunds(
     user: Any,
     keyboard: Product,
     gateway: FakeGateway,
-    django_capture_on_commit_callbacks: Any,
 ) -> None:
     order = place_paid_order(user, (keyboard, 3))
 
-    with django_capture_on_commit_callbacks(execute=True):
-        result = cancel(user, order.pk)
+    result = cancel(user, order.pk)
 
     assert result.success, result.error
+    assert result.queued == ["notify"]
+    assert run_queued_steps()["notify"] == "ok"
     order.refresh_from_db()
     assert order.status == Order.Status.CANCELLED
     assert order.refund_reference == gateway.refunds[order.payment_reference].id
