@@ -16,10 +16,33 @@ LOAD_SETTINGS = (
 )
 
 
-def start(**env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
+def test_postgres_gets_a_connect_timeout_a_statement_timeout_and_a_client_deadline():
+    completed = start(
+        DJANGO_DEBUG="1",
+        DATABASE_URL="postgres://app@db.internal:5432/orders",
+        DATABASE_STATEMENT_TIMEOUT="2.5",
+        EMAIL_URL="smtp://mail.internal:25",
+        extra=(
+            "db = settings.DATABASES['default']; "
+            "print(db['OPTIONS']['connect_timeout'], db['OPTIONS']['options'], "
+            "db['QUERY_DEADLINE'], settings.EMAIL_BACKEND)"
+        ),
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split()[2:] == [
+        "3",
+        "-c",
+        "statement_timeout=2500",
+        "4.5",
+        "orchestration.mail.EmailBackend",
+    ]
+
+
+def start(*, extra: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_"))}
     return subprocess.run(
-        [sys.executable, "-c", LOAD_SETTINGS],
+        [sys.executable, "-c", f"{LOAD_SETTINGS}; {extra}" if extra else LOAD_SETTINGS],
         cwd=ROOT,
         env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
         capture_output=True,
@@ -41,6 +64,15 @@ def start(**env: str) -> subprocess.CompletedProcess[str]:
             {"DJANGO_DEBUG": "1", "PROMETHEUS_MULTIPROC_DIR": "/nonexistent/metrics"},
             "PROMETHEUS_MULTIPROC_DIR='/nonexistent/metrics' is not a directory",
         ),
+        ({"DJANGO_DEBUG": "1", "TASKS_BACKEND": "celery"}, "TASKS_BACKEND='celery' is not one"),
+        (
+            {"DJANGO_DEBUG": "1", "DATABASE_STATEMENT_TIMEOUT": "0"},
+            "DATABASE_STATEMENT_TIMEOUT must be a positive number",
+        ),
+        (
+            {"DJANGO_DEBUG": "1", "DATABASE_CONNECT_TIMEOUT": "3s"},
+            "DATABASE_CONNECT_TIMEOUT='3s' is not a number",
+        ),
     ],
 )
 def test_misconfiguration_fails_at_start_naming_the_variable(env, named):
@@ -57,4 +89,4 @@ def test_production_settings_start_with_a_secret_key_and_postgres():
     )
 
     assert completed.returncode == 0, completed.stderr
-    assert completed.stdout.split() == ["False", "django_prometheus.db.backends.postgresql"]
+    assert completed.stdout.split() == ["False", "config.postgresql"]
