@@ -23,10 +23,15 @@ system-deps:
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); }
 
+# The task worker (after-commit steps: emails, analytics) and the relay run beside the
+# server; Ctrl-C (or the server exiting) stops all three.
 run: install
 	$(DEV_ENV) $(BIN)/python manage.py migrate --no-input
 	$(DEV_ENV) $(BIN)/python manage.py seed_demo
-	$(DEV_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000
+	@$(DEV_ENV) sh -c '$(BIN)/python manage.py db_worker --interval 0.5 --no-reload & worker=$$!; \
+	  $(BIN)/python manage.py relay_queued_steps --every 30 & relay=$$!; \
+	  trap "kill $$worker $$relay 2>/dev/null; wait $$worker $$relay" EXIT INT TERM; \
+	  $(BIN)/python manage.py runserver 127.0.0.1:8000'
 
 # Production-like: gunicorn with several workers (WEB_CONCURRENCY), DEBUG off, so
 # DJANGO_SECRET_KEY (and DJANGO_ALLOWED_HOSTS) must come from the environment.
