@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Debian packages the integration tests use: Prometheus and promtool, Chromium for
-# the documentation pages; wrk drives the end-to-end benchmark. Installed only
-# when one is missing.
-SYSTEM_PACKAGES := prometheus chromium wrk
+# the documentation pages, a private Redis server for the RQ task workers; wrk drives
+# the end-to-end benchmark. Installed only when one is missing.
+SYSTEM_PACKAGES := prometheus chromium wrk redis-server
 system-deps:
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); }

@@ -210,6 +210,7 @@ if TASKS_BACKEND == "rq":
             "DEFAULT_TIMEOUT": 600,
         }
     }
+    RQ = {"JOB_CLASS": "django_tasks_rq.Job"}  # so that `manage.py rqworker` runs Tasks
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -268,6 +269,11 @@ PROMETHEUS_EXPORT_MIGRATIONS = False
 ORCHESTRATION = {
     # Turn the Prometheus metrics of the engine off (timings in results stay on).
     "METRICS": _bool("ORCHESTRATION_METRICS", default=True),
+    # Queued after-commit steps (see orchestration.outbox): seconds before the relay
+    # dispatches again a step still queued, and the grace added to a step's budget for
+    # the lease of the worker running it.
+    "QUEUE_RELAY_AFTER": _number("TASKS_RELAY_AFTER", float, default=30.0),
+    "QUEUE_LEASE_GRACE": _number("TASKS_LEASE_GRACE", float, default=30.0),
 }
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024

@@ -443,6 +443,15 @@ class _Run:
                     return returned
                 except Exception as exc:
                     if (
+                        deadline is not None
+                        and not isinstance(exc, StepTimeout)
+                        and time.perf_counter() > deadline
+                    ):
+                        # Cut short by its budget (a statement timeout, a socket deadline).
+                        raise StepTimeout(
+                            f"Step {step.name!r} ran out of its {step.timeout} s budget."
+                        ) from exc
+                    if (
                         retry is None
                         or record.attempts >= retry.attempts
                         or not isinstance(exc, retry.on)
