@@ -13,6 +13,7 @@ holds one confirmation per committed order, and none for a declined one.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -51,7 +52,8 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from orders.models import Product
 get_user_model().objects.create_user({USERNAME!r}, "outbox@example.com", {PASSWORD!r})
-print("PRODUCT", Product.objects.create(sku="OUT-1", name="Outbox", price=Decimal("5.00"), stock=100).pk)
+product = Product.objects.create(sku="OUT-1", name="Outbox", price=Decimal("5.00"), stock=100)
+print("PRODUCT", product.pk)
 """
 
 PENDING = """
@@ -86,8 +88,6 @@ def spawn(command: list[str], env: Mapping[str, str], log: Path) -> subprocess.P
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
     """Signal the process group this test started (and only it); wait for the leader."""
     if process.poll() is None:
-        import os
-
         os.killpg(process.pid, sig)
         try:
             process.wait(timeout=20)
