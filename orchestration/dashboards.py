@@ -93,6 +93,9 @@ STEP_RETRIES = "orchestrator_step_retries_total"
 STEP_SKIPPED = "orchestrator_step_skipped_total"
 COMPENSATIONS = "orchestrator_compensations_total"
 IN_PROGRESS = "orchestrator_in_progress"
+QUEUED = "orchestrator_queued_steps_total"
+QUEUED_RUNS = "orchestrator_queued_step_runs_total"
+QUEUED_WAIT = "orchestrator_queued_step_wait_seconds"
 HTTP_REQUESTS = "django_http_requests_total_by_view_transport_method_total"
 HTTP_RESPONSES = "django_http_responses_total_by_status_view_method_total"
 HTTP_SECONDS = "django_http_requests_latency_seconds_by_view_method"
@@ -110,6 +113,7 @@ class StepSpec:
     retried: bool
     compensated: bool
     conditional: bool
+    after_commit: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,7 @@ class OrchestratorSpec:
                     retried=step["retry"] is not None,
                     compensated=step["compensated"],
                     conditional=step["conditional"],
+                    after_commit=step["after_commit"],
                 )
                 for step in description["steps"]
             ),
@@ -488,6 +493,8 @@ def orchestrator_dashboard(spec: OrchestratorSpec) -> Dashboard:
             )
         )
 
+    items.extend(queued_step_panels(spec, scope))
+
     steps = "; ".join(
         f"{step.name} ({'critical' if step.critical else 'best effort'})" for step in spec.steps
     )
@@ -498,6 +505,46 @@ def orchestrator_dashboard(spec: OrchestratorSpec) -> Dashboard:
     )
     _numbered(dashboard, items)
     return dashboard
+
+
+def queued_step_panels(spec: OrchestratorSpec, scope: Sequence[str]) -> list[TimeseriesPanel]:
+    """Panels of the after-commit steps that task workers run (none without such steps)."""
+    queued = [step.name for step in spec.steps if step.after_commit]
+    if not queued:
+        return []
+    matchers = (*scope, f'step=~"{one_of(queued)}"')
+    enqueued = rate_sum(QUEUED, matchers, ("step",), RATE)
+    outcomes = [
+        Query(
+            zero_filled(
+                rate_sum(QUEUED_RUNS, (*matchers, f'outcome="{outcome}"'), ("step",), RATE),
+                enqueued,
+            ),
+            f"{{{{step}}}} {outcome}",
+        )
+        for outcome in ("ok", "failed", "requeued", "duplicate")
+    ]
+    buckets = rate_sum(f"{QUEUED_WAIT}_bucket", matchers, ("le", "step"), RATE)
+    claims = rate_sum(f"{QUEUED_WAIT}_count", matchers, ("step",), RATE)
+    return [
+        timeseries(
+            "Queued steps: deliveries",
+            "Per second, by step: queued by committed runs, and deliveries to a task worker "
+            "by outcome (ok; failed for good; requeued after a 503-class failure; duplicate: "
+            "already done or running, nothing ran). Queued minus finished is the backlog.",
+            "reqps",
+            [Query(enqueued, "{{step}} queued"), *outcomes],
+        ),
+        timeseries(
+            "Queued steps: time in queue",
+            "From the run's commit to the first worker that claimed the step (p50, p95).",
+            "s",
+            [
+                Query(quantile(q, buckets, claims), f"{{{{step}}}} p{round(q * 100)}")
+                for q in (0.5, 0.95)
+            ],
+        ),
+    ]
 
 
 def overview_dashboard() -> Dashboard:

@@ -117,13 +117,31 @@ def test_panels_for_absent_features_are_left_out() -> None:
                 "retry": None,
                 "compensated": False,
                 "conditional": False,
+                "after_commit": False,
             }
         ],
     )
     board = json.loads(dashboards.render([plain])["grafana/dashboards/orchestrator-plain.json"])
     titles = {panel["title"] for panel in _panels(board)}
     assert "Critical step failures" in titles
-    assert not titles & {"Best-effort step failures", "Retries", "Compensations", "Skipped steps"}
+    assert not titles & {
+        "Best-effort step failures",
+        "Retries",
+        "Compensations",
+        "Skipped steps",
+        "Queued steps: deliveries",
+        "Queued steps: time in queue",
+    }
+
+
+def test_after_commit_steps_get_their_queue_panels(rendered: dict[str, str]) -> None:
+    board = json.loads(rendered["grafana/dashboards/orchestrator-checkout.json"])
+    panels = {panel["title"]: panel for panel in _panels(board)}
+    deliveries = [t["expr"] for t in panels["Queued steps: deliveries"]["targets"]]
+    assert any('outcome="requeued"' in expr for expr in deliveries)
+    assert all('step=~"notify"' in expr for expr in deliveries)
+    [p50, p95] = [t["expr"] for t in panels["Queued steps: time in queue"]["targets"]]
+    assert "orchestrator_queued_step_wait_seconds_bucket" in p95
 
 
 def test_queries_follow_the_conventions(rendered: dict[str, str]) -> None:
