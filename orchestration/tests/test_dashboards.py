@@ -140,8 +140,12 @@ def test_after_commit_steps_get_their_queue_panels(rendered: dict[str, str]) -> 
     deliveries = [t["expr"] for t in panels["Queued steps: deliveries"]["targets"]]
     assert any('outcome="requeued"' in expr for expr in deliveries)
     assert all('step=~"notify"' in expr for expr in deliveries)
-    [p50, p95] = [t["expr"] for t in panels["Queued steps: time in queue"]["targets"]]
-    assert "orchestrator_queued_step_wait_seconds_bucket" in p95
+    quantiles = [t["expr"] for t in panels["Queued steps: time in queue"]["targets"]]
+    assert [expr.split(",")[0] for expr in quantiles] == [
+        "(histogram_quantile(0.5",
+        "(histogram_quantile(0.95",
+    ]
+    assert all("orchestrator_queued_step_wait_seconds_bucket" in expr for expr in quantiles)
 
 
 def test_queries_follow_the_conventions(rendered: dict[str, str]) -> None:

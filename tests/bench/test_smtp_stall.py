@@ -1,0 +1,153 @@
+"""``POST /api/orders/`` with a healthy mail server and with one that stalls 5 s per message.
+
+One gunicorn (two sync workers) and one task worker (``db_worker``) on the
+benchmark's PostgreSQL database; one real SMTP server (aiosmtpd) that either
+answers at once or holds every message 5 s before accepting it. ``wrk``
+drives the orchestrated endpoint, whose confirmation is queued in the run's
+transaction and sent by the task worker, in healthy / stalled / stalled /
+healthy rounds. For reference the same job written inline, which sends the
+email in the request after the commit (as the engine used to), runs one round
+each way. Figures go to ``bench-results/smtp_stall.json`` and ``.md``; nothing
+here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.bench.test_end_to_end import (
+    CONNECTIONS,
+    PASSWORD,
+    PRODUCTS,
+    RESULTS_DIR,
+    SECONDS,
+    SEED,
+    USERNAME,
+    WORKERS,
+    WRK_SCRIPT,
+    bench_database,
+    run_wrk,
+    summarize,
+)
+from tests.reliability.smtp import Mailbox
+from tests.reliability.test_outbox_crash import spawn, stop, worker_command
+from tests.servers import app_env, free_port, http_request, manage, running_gunicorn
+
+pytestmark = pytest.mark.bench
+
+__all__ = ["bench_database"]  # the fixture, shared with the end-to-end benchmark
+
+STALL = 5.0
+ROUNDS = ("healthy", "stalled", "stalled", "healthy")
+ENDPOINTS = {"orchestrated": "/api/orders/", "inline": "/api/bench/inline-orders/"}
+
+
+def test_create_order_with_a_healthy_and_a_stalled_mail_server(bench_database: str) -> None:
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed: `make bench` installs it (Debian package wrk).")
+    mailbox = Mailbox(free_port())
+    env = app_env(
+        database_url=bench_database,
+        DJANGO_SETTINGS_MODULE="tests.bench.settings",
+        EMAIL_URL=f"smtp://127.0.0.1:{mailbox.port}",
+        # Longer than the stall: the inline endpoint waits the stall out rather than failing.
+        EMAIL_TIMEOUT="10",
+        LOG_LEVEL="WARNING",
+    )
+    manage(env, "migrate", "--no-input")
+    seeded = manage(
+        env,
+        "shell",
+        "-c",
+        SEED.format(username=USERNAME, password=PASSWORD, products=PRODUCTS),
+    )
+    first_product = int(seeded.split("FIRST_PRODUCT")[1].split()[0])
+    rounds: dict[str, list[dict[str, Any]]] = {}
+    mailbox.start()
+    with tempfile.TemporaryDirectory(prefix="bench-smtp-") as directory:
+        script = Path(directory) / "orders.lua"
+        script.write_text(WRK_SCRIPT)
+        worker = spawn(worker_command("database"), env, Path(directory) / "worker.log")
+        try:
+            with running_gunicorn(
+                env, workers=WORKERS, extra_args=["--access-logfile", "/dev/null"]
+            ) as server:
+                status, _, body = http_request(
+                    f"{server.url}/api/auth/token/",
+                    method="POST",
+                    json_body={"username": USERNAME, "password": PASSWORD},
+                )
+                assert status == 200, body
+                wrk_env = {
+                    **os.environ,
+                    "BENCH_TOKEN": json.loads(body)["access"],
+                    "BENCH_FIRST_PRODUCT": str(first_product),
+                    "BENCH_PRODUCTS": str(PRODUCTS),
+                }
+                run_wrk(f"{server.url}{ENDPOINTS['orchestrated']}", 3, wrk_env, script)
+                plan = [("orchestrated", mail) for mail in ROUNDS]
+                plan += [("inline", "healthy"), ("inline", "stalled")]
+                for endpoint, mail in plan:
+                    mailbox.stall = STALL if mail == "stalled" else 0.0
+                    result = run_wrk(f"{server.url}{ENDPOINTS[endpoint]}", SECONDS, wrk_env, script)
+                    rounds.setdefault(f"{endpoint}, {mail} SMTP", []).append(result)
+        finally:
+            stop(worker)
+            mailbox.stop()
+
+    results = {name: summarize(values) for name, values in rounds.items()}
+    healthy = results["orchestrated, healthy SMTP"]
+    stalled = results["orchestrated, stalled SMTP"]
+    ratios = {
+        "p50": round(stalled["p50_ms"] / healthy["p50_ms"], 3),
+        "p99": round(stalled["p99_ms"] / healthy["p99_ms"], 3),
+        "rps": round(stalled["rps"] / healthy["rps"], 3),
+    }
+    environment = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "database": "postgresql",
+        "gunicorn_workers": WORKERS,
+        "task_workers": 1,
+        "wrk_connections": CONNECTIONS,
+        "seconds_per_round": SECONDS,
+        "stall_seconds": STALL,
+        "runner": sys.executable,
+    }
+    RESULTS_DIR.mkdir(exist_ok=True)
+    (RESULTS_DIR / "smtp_stall.json").write_text(
+        json.dumps({"environment": environment, "results": results, "ratios": ratios}, indent=2)
+        + "\n"
+    )
+    table = [
+        "| endpoint, mail server | requests | req/s | p50 ms | p99 ms | non-2xx |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, result in results.items():
+        table.append(
+            f"| {name} | {result['requests']} | {result['rps']} | {result['p50_ms']} | "
+            f"{result['p99_ms']} | {result['non_2xx']} |"
+        )
+    table.append(
+        f"\norchestrated, stalled/healthy: p50 {ratios['p50']}, p99 {ratios['p99']}, "
+        f"req/s {ratios['rps']}"
+    )
+    md_path = RESULTS_DIR / "smtp_stall.md"
+    md_path.write_text(
+        "# POST /api/orders/ with a healthy and a stalled (5 s) SMTP server\n\n"
+        f"Environment: {json.dumps(environment)}\n\n" + "\n".join(table) + "\n"
+    )
+    print("\n" + "\n".join(table))
+    print(f"\nresults: {md_path}")
+    for name, result in results.items():
+        assert result["requests"] > 0, name
+    assert healthy["non_2xx"] == stalled["non_2xx"] == 0
