@@ -7,6 +7,12 @@ translation, timing) so that a test mocks one thing, not the world::
     ctx = make_context(OrderContext, input=order_input, user=user)
     outcome = run_step(create_order, ctx)
     assert outcome.ok and outcome.ctx.order.owner == user
+
+``isolated_registry`` keeps the orchestrators a test defines out of the
+registry (and so out of ``manage.py orchestrators`` and the dashboards)::
+
+    with isolated_registry():
+        class Checkout(BaseOrchestrator[...]): ...
 """
 
 from __future__ import annotations
@@ -18,8 +24,11 @@ from django.db import DEFAULT_DB_ALIAS
 
 from orchestration.context import OperationContext, StepError
 from orchestration.engine import _Run
+from orchestration.registry import isolated as isolated_registry
 from orchestration.result import StepRecord
 from orchestration.steps import Step
+
+__all__ = ["StepOutcome", "isolated_registry", "make_context", "run_step"]
 
 CtxT = TypeVar("CtxT", bound=OperationContext)
 

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import Group
 from drf_spectacular.generators import SchemaGenerator
 
-pytestmark = pytest.mark.urls("orchestration.tests.urls")
+pytestmark = pytest.mark.urls("tests.orchestration.urls")
 
 
 @pytest.mark.django_db(transaction=True)
