@@ -53,6 +53,8 @@ from grafana_foundation_sdk.models.dashboard import (
     VariableSort,
 )
 
+from orchestration.steps import flag_words
+
 RATE = "$__rate_interval"
 RULE_WINDOW = "5m"
 
@@ -107,6 +109,8 @@ DB_ERRORS = "django_db_errors_total"
 class StepSpec:
     name: str
     critical: bool
+    #: "critical" or "best effort", as the API description and the listing say it.
+    kind: str
     retried: bool
     compensated: bool
     conditional: bool
@@ -128,6 +132,7 @@ class OrchestratorSpec:
                 StepSpec(
                     name=step["name"],
                     critical=step["critical"],
+                    kind=flag_words(step)[0],
                     retried=step["retry"] is not None,
                     compensated=step["compensated"],
                     conditional=step["conditional"],
@@ -488,9 +493,7 @@ def orchestrator_dashboard(spec: OrchestratorSpec) -> Dashboard:
             )
         )
 
-    steps = "; ".join(
-        f"{step.name} ({'critical' if step.critical else 'best effort'})" for step in spec.steps
-    )
+    steps = "; ".join(f"{step.name} ({step.kind})" for step in spec.steps)
     dashboard = _dashboard(
         f"Orchestrator: {spec.name}",
         dashboard_uid(spec.name),

@@ -111,18 +111,7 @@ def test_an_orchestrator_dashboard_follows_the_declared_steps(rendered: dict[str
 
 
 def test_panels_for_absent_features_are_left_out() -> None:
-    plain = _description(
-        "plain",
-        steps=[
-            {
-                "name": "only",
-                "critical": True,
-                "retry": None,
-                "compensated": False,
-                "conditional": False,
-            }
-        ],
-    )
+    plain = _description("plain", steps=[Step("only", _noop).describe()])
     board = json.loads(dashboards.render([plain])["grafana/dashboards/orchestrator-plain.json"])
     titles = {panel["title"] for panel in _panels(board)}
     assert "Critical step failures" in titles

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestration import BaseOrchestrator, DefinitionError, Retry, Step, registry
-from orchestration.engine import default_metric_name
+from orchestration.steps import default_metric_name
 from tests.orchestration.pipelines import GroupsOrchestrator, create_group
 
 

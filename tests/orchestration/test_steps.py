@@ -1,10 +1,11 @@
-"""Malformed steps and pipelines are rejected when the class is defined."""
+"""Steps and pipelines: rejected when malformed, as the class is defined; flags in words."""
 
 from __future__ import annotations
 
 import pytest
 
-from orchestration import DefinitionError, Retry, Step, registry
+from orchestration import DefinitionError, Retry, ServiceUnavailable, Step, registry
+from orchestration.steps import flag_words
 from tests.orchestration.pipelines import GroupsOrchestrator, create_group
 
 
@@ -57,3 +58,27 @@ def test_a_computed_pipeline_is_validated_and_used():
             return [Step("one", create_group("one"))]
 
     assert [step["name"] for step in registry.describe(Computed)["steps"]] == ["one"]
+
+
+def test_a_steps_flags_read_the_same_everywhere():
+    def refund(ctx):
+        return ctx
+
+    step = Step(
+        "charge",
+        create_group("a"),
+        retry=Retry(attempts=3, on=(ServiceUnavailable, TimeoutError)),
+        compensate=refund,
+        when=lambda ctx: True,
+        timeout=0.5,
+    )
+
+    assert flag_words(step.describe()) == [
+        "critical",
+        "conditional",
+        "retried up to 3 attempts on ServiceUnavailable, TimeoutError",
+        "compensated on later failure",
+        "0.5 s budget",
+    ]
+    mail = Step("mail", create_group("b"), critical=False, after_commit=True)
+    assert flag_words(mail.describe()) == ["best effort", "after commit"]
