@@ -17,8 +17,10 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from orchestration.context import current_request_id, new_request_id
 from orchestration.engine import BaseOrchestrator
+from orchestration.envelope import error_body, typed_error_body
 from orchestration.errors import DatabaseUnavailable, OrchestrationError, internal_error
 from orchestration.result import OrchestratorResult
+from orchestration.steps import flag_words
 
 logger = logging.getLogger("orchestration")
 
@@ -48,15 +50,6 @@ def envelope_response(
 
 
 # -- errors outside pipelines (authentication, parsing, throttling, crashes) ----------
-
-
-def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    """The error shape of a failure outside any pipeline (``step`` is null)."""
-    return {
-        "success": False,
-        "error": {"step": None, "code": code, "message": message, "details": details or {}},
-        "request_id": current_request_id.get() or new_request_id(),
-    }
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -102,11 +95,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         logger.error("unhandled error in %s", context.get("view"), exc_info=exc)
         typed = internal_error(current_request_id.get() or new_request_id())
     return Response(typed_error_body(typed), status=typed.status)
-
-
-def typed_error_body(error: OrchestrationError) -> dict[str, Any]:
-    """``error_body`` for a typed error: its code, message and details."""
-    return error_body(error.code, error.message, error.details)
 
 
 # -- OpenAPI (drf-spectacular) --------------------------------------------------------
@@ -188,18 +176,7 @@ def describe_pipeline(orchestrator: type[BaseOrchestrator[Any, Any, Any]]) -> st
         "| --- | --- | --- | --- |",
     ]
     for number, step in enumerate(orchestrator.get_pipeline(), start=1):
-        notes = []
-        if step.when is not None:
-            notes.append("conditional")
-        if step.retry is not None:
-            notes.append(f"retried up to {step.retry.attempts} attempts")
-        if step.compensate is not None:
-            notes.append("compensated on later failure")
-        if step.after_commit:
-            notes.append("after commit")
-        if step.timeout is not None:
-            notes.append(f"{step.timeout:g} s budget")
-        kind = "critical" if step.critical else "best effort"
+        kind, *notes = flag_words(step.describe())
         lines.append(f"| {number} | `{step.name}` | {kind} | {', '.join(notes)} |")
     return "\n".join(lines)
 

@@ -32,13 +32,13 @@ from functools import partial
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.db import router, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from orchestration import registry
+from orchestration.conf import get_config
 from orchestration.context import StepError, current_request_id, new_request_id
 from orchestration.metrics import queued_step_metrics
 from orchestration.models import QueuedStep
@@ -51,21 +51,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("orchestration")
 
-DEFAULTS = {
-    # Seconds after which the relay dispatches again a step still queued (backends
-    # outside the database), doubled on every further dispatch of the same step.
-    "QUEUE_RELAY_AFTER": 30.0,
-    # Seconds a worker may hold a step without a time budget before another may take it.
-    "QUEUE_LEASE": 300.0,
-    # Added to a step's budget for its lease: a live worker finishes well within it.
-    "QUEUE_LEASE_GRACE": 30.0,
-    # Deliveries of a step that keeps failing with a 503-class error before it is failed.
-    "QUEUE_MAX_ATTEMPTS": 5,
-}
-
 
 def setting(name: str) -> Any:
-    return settings.ORCHESTRATION.get(name, DEFAULTS[name])
+    return get_config()[name]
 
 
 # -- in the request ------------------------------------------------------------------
@@ -190,9 +178,7 @@ def run_queued(entry_id: str) -> str:
         )
         return "failed"
     counters = (
-        queued_step_metrics(entry.orchestrator, entry.step)
-        if settings.ORCHESTRATION.get("METRICS", True)
-        else None
+        queued_step_metrics(entry.orchestrator, entry.step) if get_config()["METRICS"] else None
     )
     now = timezone.now()
     claimed = (

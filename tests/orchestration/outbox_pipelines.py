@@ -1,4 +1,6 @@
-"""Module-level pipelines with after-commit steps, as a task worker imports them."""
+"""A pipeline with after-commit steps; its context and values are importable, as a
+task worker needs them. The orchestrator is defined by ``define_note_orchestrator``
+inside each test (the registry is isolated per test)."""
 
 from __future__ import annotations
 
@@ -53,16 +55,21 @@ def mail_down(ctx: NoteContext) -> NoteContext:
     raise ServiceUnavailable("mail down", code="email_unavailable")
 
 
-class NoteOrchestrator(BaseOrchestrator[NoteContext, str, list[str]]):
-    metric_name = "outbox_notes"
-    pipeline = (
-        Step("create", create_group),
-        Step("note", note, critical=False, after_commit=True, uses=("group", "lines")),
-        Step("mail", mail_down, critical=False, after_commit=True, when=lambda ctx: ctx.names[1:]),
-    )
+def define_note_orchestrator() -> type[BaseOrchestrator[NoteContext, str, list[str]]]:
+    class NoteOrchestrator(BaseOrchestrator[NoteContext, str, list[str]]):
+        metric_name = "outbox_notes"
+        pipeline = (
+            Step("create", create_group),
+            Step("note", note, critical=False, after_commit=True, uses=("group", "lines")),
+            Step(
+                "mail", mail_down, critical=False, after_commit=True, when=lambda ctx: ctx.names[1:]
+            ),
+        )
 
-    def initialize_context(self, input: list[str], **kwargs: Any) -> NoteContext:
-        return NoteContext(names=input, **kwargs)
+        def initialize_context(self, input: list[str], **kwargs: Any) -> NoteContext:
+            return NoteContext(names=input, **kwargs)
 
-    def build_result(self, ctx: NoteContext) -> str:
-        return ctx.group.name if ctx.group else ""
+        def build_result(self, ctx: NoteContext) -> str:
+            return ctx.group.name if ctx.group else ""
+
+    return NoteOrchestrator

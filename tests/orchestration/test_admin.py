@@ -7,13 +7,20 @@ from django.test import Client
 
 from orchestration.models import QueuedStep
 from orchestration.testing import run_queued_steps
-from tests.orchestration.outbox_pipelines import NoteOrchestrator
+from tests.orchestration.outbox_pipelines import define_note_orchestrator
 
 pytestmark = pytest.mark.django_db
 
 
-def test_the_changelist_shows_what_ran_and_what_failed(admin_client: Client) -> None:
-    NoteOrchestrator().execute(["a", "mail too"], request_id="admin-req")
+@pytest.fixture
+def note_orchestrator():
+    return define_note_orchestrator()
+
+
+def test_the_changelist_shows_what_ran_and_what_failed(
+    admin_client: Client, note_orchestrator
+) -> None:
+    note_orchestrator().execute(["a", "mail too"], request_id="admin-req")
     run_queued_steps()
 
     listing = admin_client.get("/admin/orchestration/queuedstep/")
@@ -31,8 +38,8 @@ def test_the_changelist_shows_what_ran_and_what_failed(admin_client: Client) -> 
     assert "time in queue (s)" in listing.content.decode().lower()
 
 
-def test_a_queued_step_is_read_only(admin_client: Client) -> None:
-    NoteOrchestrator().execute(["a"])
+def test_a_queued_step_is_read_only(admin_client: Client, note_orchestrator) -> None:
+    note_orchestrator().execute(["a"])
     entry = QueuedStep.objects.get()
 
     page = admin_client.get(f"/admin/orchestration/queuedstep/{entry.pk}/change/")

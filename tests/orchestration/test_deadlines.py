@@ -16,7 +16,7 @@ from django.db import connection
 from orchestration import Step
 from orchestration.deadlines import socket_deadline
 from orchestration.mail import EmailBackend
-from orchestration.tests.pipelines import create_group, make_orchestrator
+from tests.orchestration.pipelines import create_group, make_orchestrator
 
 postgres_only = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="statement_timeout is PostgreSQL's"

@@ -15,7 +15,7 @@ from orchestration.models import QueuedStep
 from orchestration.outbox import relay, run_queued
 from orchestration.payload import decode, encode
 from orchestration.testing import run_queued_steps
-from tests.orchestration.outbox_pipelines import SEEN, Line, NoteOrchestrator
+from tests.orchestration.outbox_pipelines import SEEN, Line, define_note_orchestrator
 
 pytestmark = pytest.mark.django_db
 
@@ -25,8 +25,13 @@ def _clear_seen():
     SEEN.clear()
 
 
-def test_the_run_queues_its_after_commit_steps_and_the_response_says_so():
-    result = NoteOrchestrator().execute(["a"], request_id="req-1")
+@pytest.fixture
+def note_orchestrator():
+    return define_note_orchestrator()
+
+
+def test_the_run_queues_its_after_commit_steps_and_the_response_says_so(note_orchestrator):
+    result = note_orchestrator().execute(["a"], request_id="req-1")
 
     assert result.success
     assert result.step("note").status == "queued"
@@ -39,8 +44,8 @@ def test_the_run_queues_its_after_commit_steps_and_the_response_says_so():
     assert SEEN == []  # nothing ran in the request
 
 
-def test_the_worker_rebuilds_the_declared_fields_and_reads_models_again():
-    NoteOrchestrator().execute(["a"], request_id="req-2")
+def test_the_worker_rebuilds_the_declared_fields_and_reads_models_again(note_orchestrator):
+    note_orchestrator().execute(["a"], request_id="req-2")
     Group.objects.filter(name="a").update(name="renamed after the commit")
 
     assert run_queued_steps() == {"note": "ok"}
@@ -60,8 +65,8 @@ def test_the_worker_rebuilds_the_declared_fields_and_reads_models_again():
     assert entry.time_in_queue is not None
 
 
-def test_a_redelivered_task_for_a_done_step_runs_nothing():
-    NoteOrchestrator().execute(["a"])
+def test_a_redelivered_task_for_a_done_step_runs_nothing(note_orchestrator):
+    note_orchestrator().execute(["a"])
     entry = QueuedStep.objects.get()
 
     assert run_queued(str(entry.pk)) == "ok"
@@ -72,8 +77,8 @@ def test_a_redelivered_task_for_a_done_step_runs_nothing():
     assert entry.attempts == 1
 
 
-def test_a_step_running_under_a_live_lease_is_not_run_twice():
-    NoteOrchestrator().execute(["a"])
+def test_a_step_running_under_a_live_lease_is_not_run_twice(note_orchestrator):
+    note_orchestrator().execute(["a"])
     future = timezone.now() + timedelta(minutes=5)
     QueuedStep.objects.update(state="running", lease_until=future, attempts=1)
 
@@ -82,8 +87,8 @@ def test_a_step_running_under_a_live_lease_is_not_run_twice():
     assert SEEN == []
 
 
-def test_the_relay_hands_a_dead_workers_step_to_another_worker():
-    NoteOrchestrator().execute(["a"])
+def test_the_relay_hands_a_dead_workers_step_to_another_worker(note_orchestrator):
+    note_orchestrator().execute(["a"])
     past = timezone.now() - timedelta(seconds=1)
     QueuedStep.objects.update(state="running", lease_until=past, attempts=1)
 
@@ -96,9 +101,9 @@ def test_the_relay_hands_a_dead_workers_step_to_another_worker():
     assert len(SEEN) == 1
 
 
-def test_a_step_that_fails_with_an_outage_is_queued_again_then_failed(settings):
+def test_a_step_that_fails_with_an_outage_is_queued_again_then_failed(settings, note_orchestrator):
     settings.ORCHESTRATION = {**settings.ORCHESTRATION, "QUEUE_MAX_ATTEMPTS": 2}
-    NoteOrchestrator().execute(["a", "mail too"])
+    note_orchestrator().execute(["a", "mail too"])
     mail = QueuedStep.objects.get(step="mail")
 
     assert run_queued(str(mail.pk)) == "requeued"
@@ -115,9 +120,9 @@ def test_a_step_that_fails_with_an_outage_is_queued_again_then_failed(settings):
     assert (mail.state, mail.attempts) == ("failed", 2)
 
 
-def test_steps_queued_inside_an_outer_transaction_go_with_it():
+def test_steps_queued_inside_an_outer_transaction_go_with_it(note_orchestrator):
     with transaction.atomic():
-        result = NoteOrchestrator().execute(["a"])
+        result = note_orchestrator().execute(["a"])
         assert result.queued == ["note"]
         assert QueuedStep.objects.count() == 1
         transaction.set_rollback(True)  # the caller's transaction rolls back
@@ -126,10 +131,10 @@ def test_steps_queued_inside_an_outer_transaction_go_with_it():
     assert run_queued_steps() == {}
 
 
-def test_a_run_that_fails_queues_nothing():
+def test_a_run_that_fails_queues_nothing(note_orchestrator):
     Group.objects.create(name="a")
 
-    result = NoteOrchestrator().execute(["a"])  # unique name: create fails
+    result = note_orchestrator().execute(["a"])  # unique name: create fails
 
     assert not result.success
     assert QueuedStep.objects.count() == 0
@@ -140,10 +145,10 @@ def test_a_missing_row_is_reported_not_run():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_immediate_backend_runs_the_step_after_the_commit(settings):
+def test_the_immediate_backend_runs_the_step_after_the_commit(settings, note_orchestrator):
     settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
 
-    result = NoteOrchestrator().execute(["a"])
+    result = note_orchestrator().execute(["a"])
 
     assert result.queued == ["note"]
     assert [seen["group"] for seen in SEEN] == ["a"]
@@ -151,10 +156,10 @@ def test_the_immediate_backend_runs_the_step_after_the_commit(settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_database_backend_stores_the_task_in_the_runs_transaction():
+def test_the_database_backend_stores_the_task_in_the_runs_transaction(note_orchestrator):
     from django_tasks_db.models import DBTaskResult
 
-    NoteOrchestrator().execute(["a"])
+    note_orchestrator().execute(["a"])
 
     [task] = DBTaskResult.objects.all()
     assert task.task_path == "orchestration.tasks.run_queued_step"
