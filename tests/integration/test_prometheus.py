@@ -36,6 +36,7 @@ from tests.servers import (
     app_env,
     free_port,
     http_request,
+    manage,
     running_gunicorn,
     running_prometheus,
 )
@@ -49,6 +50,9 @@ VARIABLES = {
     "$job": dashboards.SCRAPE_JOB,
     "$orchestrator": "(cancel_order|create_order)",
 }
+EMPTY_TASK_QUEUE = (
+    "from django_tasks_db.models import DBTaskResult; DBTaskResult.objects.all().delete()"
+)
 #: Longer than the whole test's traffic, so that a busy query sees all of it.
 BUSY_WINDOW = "2m"
 #: Three scrapes: short enough to be idle a few seconds after the traffic stops.
@@ -144,6 +148,8 @@ def prometheus(
         EMAIL_URL=f"smtp://127.0.0.1:{free_port()}",
         PROMETHEUS_MULTIPROC_DIR=str(multiproc),
     )
+    # The session's database is shared: tasks queued by earlier tests would be counted too.
+    manage(env, "shell", "-c", EMPTY_TASK_QUEUE)
     # Two workers: Prometheus reads the multiprocess aggregate, as in production.
     with (
         running_gunicorn(env, workers=2, log_dir=tmp_path) as app,
