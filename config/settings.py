@@ -203,6 +203,10 @@ SPECTACULAR_SETTINGS = {
 }
 
 PAYMENT_GATEWAY = env.str("PAYMENT_GATEWAY", default="orders.payments.FakeGateway")
+# Seconds a charge or refund may take, retries included: below the worker timeout.
+PAYMENT_TIMEOUT = _number("PAYMENT_TIMEOUT", float, default=10.0)
+# The fake gateway's books, shared by every process that uses it.
+FAKE_GATEWAY_BOOKS = env.str("FAKE_GATEWAY_BOOKS", default=str(BASE_DIR / "var" / "fake-gateway.sqlite3"))
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
@@ -218,6 +222,9 @@ PROMETHEUS_EXPORT_MIGRATIONS = False
 ORCHESTRATION = {
     # Turn the Prometheus metrics of the engine off (timings in results stay on).
     "METRICS": _bool("ORCHESTRATION_METRICS", default=True),
+    # Seconds a run holds its journaled effects before recover_effects may undo them:
+    # longer than any run lives (GUNICORN_TIMEOUT).
+    "EFFECT_LEASE": _number("ORCHESTRATION_EFFECT_LEASE", float, default=120.0),
 }
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024

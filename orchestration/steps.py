@@ -6,9 +6,12 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from orchestration.errors import DefinitionError, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from orchestration.journal import Effect
 
 CtxT = TypeVar("CtxT")
 
@@ -50,7 +53,11 @@ class Step(Generic[CtxT]):
     """One stage of a pipeline.
 
     ``critical`` defaults to True on purpose: a step is best effort only when
-    its author says so.
+    its author says so. ``recover`` makes the step *journaled*: its intent is
+    recorded before it runs, its operation sends ``ctx.effect_key()`` to the
+    external system, and ``recover(effect)`` undoes the effect knowing only that
+    key, in a process that never saw the run (see ``orchestration.journal``).
+    In the run's own process ``compensate(ctx)`` is preferred when given.
     """
 
     name: str
@@ -61,6 +68,7 @@ class Step(Generic[CtxT]):
     compensate: Callable[[CtxT], Any] | None = None
     after_commit: bool = False
     timeout: float | None = None
+    recover: Callable[[Effect], Any] | None = None
     #: A critical step with no condition, retry, timeout or deferral: the engine's
     #: fast path (no savepoint, no policy), decided once here rather than per run.
     plain: bool = field(init=False, default=False, repr=False, compare=False)
@@ -73,7 +81,7 @@ class Step(Generic[CtxT]):
             )
         if not callable(self.operation):
             raise DefinitionError(f"Step {self.name!r}: operation must be callable.")
-        for attr in ("when", "compensate"):
+        for attr in ("when", "compensate", "recover"):
             value = getattr(self, attr)
             if value is not None and not callable(value):
                 raise DefinitionError(f"Step {self.name!r}: {attr} must be callable.")
@@ -82,7 +90,7 @@ class Step(Generic[CtxT]):
         if self.timeout is not None and not self.timeout > 0:
             raise DefinitionError(f"Step {self.name!r}: timeout must be a positive number.")
         plain = self.critical and not self.after_commit and self.when is None
-        plain = plain and self.retry is None and self.timeout is None
+        plain = plain and self.retry is None and self.timeout is None and self.recover is None
         object.__setattr__(self, "plain", plain)
 
     @property
@@ -103,7 +111,8 @@ class Step(Generic[CtxT]):
                 "attempts": self.retry.attempts,
                 "on": [kind.__name__ for kind in self.retry.on],
             },
-            "compensated": self.compensate is not None,
+            "compensated": self.compensate is not None or self.recover is not None,
+            "journaled": self.recover is not None,
             "after_commit": self.after_commit,
             "timeout": self.timeout,
         }

@@ -51,6 +51,7 @@ class _Standalone:
 
     atomic = True
     database = DEFAULT_DB_ALIAS
+    metric_name = "run_step"
 
 
 def run_step(
@@ -65,4 +66,10 @@ def run_step(
     host.database = database
     run = _Run(host, ctx, (step,), None)  # type: ignore[arg-type]
     record = run._run_step(step, None)
+    if run.effects:
+        # A journaled step's entry ends as the engine would end it: settled, or compensated.
+        if record.error is None:
+            run._settle()
+        else:
+            run._compensate()
     return StepOutcome(ctx=run.ctx, record=record)  # type: ignore[arg-type]

@@ -11,10 +11,12 @@ from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django_prometheus.exports import ExportToDjangoView
+from prometheus_client import generate_latest
 
 from orchestration.context import current_request_id
 from orchestration.drf import error_body, typed_error_body
 from orchestration.errors import internal_error
+from orchestration.metrics import JOURNAL_REGISTRY
 
 API_PREFIX = "/api/"
 
@@ -53,7 +55,9 @@ def metrics(request: HttpRequest) -> HttpResponse:
             response = HttpResponse("metrics require a bearer token\n", status=401)
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
-    return ExportToDjangoView(request)
+    response = ExportToDjangoView(request)
+    response.write(generate_latest(JOURNAL_REGISTRY))
+    return response
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
