@@ -206,7 +206,9 @@ PAYMENT_GATEWAY = env.str("PAYMENT_GATEWAY", default="orders.payments.FakeGatewa
 # Seconds a charge or refund may take, retries included: below the worker timeout.
 PAYMENT_TIMEOUT = _number("PAYMENT_TIMEOUT", float, default=10.0)
 # The fake gateway's books, shared by every process that uses it.
-FAKE_GATEWAY_BOOKS = env.str("FAKE_GATEWAY_BOOKS", default=str(BASE_DIR / "var" / "fake-gateway.sqlite3"))
+FAKE_GATEWAY_BOOKS = env.str(
+    "FAKE_GATEWAY_BOOKS", default=str(BASE_DIR / "var" / "fake-gateway.sqlite3")
+)
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")

@@ -17,7 +17,9 @@ class EffectRecordAdmin(admin.ModelAdmin):
     search_fields = ("=key", "=request_id")
     date_hierarchy = "created"
 
-    def get_readonly_fields(self, request: HttpRequest, obj: EffectRecord | None = None) -> list[str]:
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: EffectRecord | None = None
+    ) -> list[str]:
         return [field.name for field in EffectRecord._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

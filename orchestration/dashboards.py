@@ -790,6 +790,54 @@ def rule_groups() -> list[dict[str, Any]]:
             "rules": [{"record": record, "expr": expr} for record, expr in recording],
         },
         {"name": "orchestration.alerts", "rules": alerts},
+        {"name": "orchestration.effect_journal", "rules": effect_journal_alerts()},
+    ]
+
+
+def effect_journal_alerts() -> list[dict[str, Any]]:
+    """Money (or any external effect) that a dead run left behind and recovery has not undone.
+
+    The gauges count database rows, so every worker reports the same value:
+    ``max``, not ``sum``, across the scraped processes.
+    """
+    per_step = ("job", "orchestrator", "step")
+    return [
+        {
+            "alert": "OrchestratorRollbackIncomplete",
+            "expr": aggregate("max", per_step, "orchestrator_effects_rollback_incomplete") + " > 0",
+            "for": "10m",
+            "labels": {"severity": "critical"},
+            "annotations": {
+                "summary": (
+                    "{{ $labels.orchestrator }}.{{ $labels.step }}: {{ $value }} rollbacks "
+                    "incomplete"
+                ),
+                "description": (
+                    "The compensation of {{ $value }} journaled effects of step "
+                    "{{ $labels.step }} ({{ $labels.orchestrator }}) keeps failing: an external "
+                    "effect (a captured payment, for example) stands without its run. "
+                    "recover_effects retries them with backoff; the admin's effect journal, "
+                    "filtered on 'Rollback incomplete', shows each entry and its last error."
+                ),
+            },
+        },
+        {
+            "alert": "OrchestratorEffectsAwaitingRecovery",
+            "expr": aggregate("max", per_step, "orchestrator_effects_awaiting_recovery") + " > 0",
+            "for": "15m",
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": (
+                    "{{ $labels.orchestrator }}.{{ $labels.step }}: {{ $value }} effects of dead "
+                    "runs not recovered"
+                ),
+                "description": (
+                    "Runs of {{ $labels.orchestrator }} died after step {{ $labels.step }} "
+                    "recorded its external effect, and nothing has undone it for 15 minutes: "
+                    "is `manage.py recover_effects` running?"
+                ),
+            },
+        },
     ]
 
 

@@ -137,22 +137,16 @@ def _own_connection(using: str) -> BaseDatabaseWrapper:
     own = per_alias.get(using)
     if own is None:
         own = per_alias[using] = shared.copy()
+        # A broken connection is closed after its error (below), not probed before each use.
+        own.settings_dict["CONN_HEALTH_CHECKS"] = False
+    # As Django does for its own connections at each request: honour CONN_MAX_AGE.
+    own.close_if_unusable_or_obsolete()
     if own.connection is None:
         own.ensure_connection()
         if not settings.ORCHESTRATION.get("JOURNAL_SYNCHRONOUS_COMMIT", False):
             with own.cursor() as cursor:
                 cursor.execute("SET synchronous_commit TO off")
     return own
-
-
-def close_stale_connections(**kwargs: Any) -> None:
-    """Close this thread's journal connections that are broken or past ``CONN_MAX_AGE``.
-
-    Connected to ``request_started`` and ``request_finished``, as Django does
-    for its own connections.
-    """
-    for own in _private.__dict__.get("connections", {}).values():
-        own.close_if_unusable_or_obsolete()
 
 
 def close_connections() -> None:

@@ -126,7 +126,8 @@ def purge_effects(
     clients may retry a request with the same key.
     """
     done = EffectRecord.objects.using(using).filter(
-        state__in=(journal.SETTLED, journal.ROLLED_BACK, journal.COMPENSATED), created__lt=timezone.now() - older_than
+        state__in=(journal.SETTLED, journal.ROLLED_BACK, journal.COMPENSATED),
+        created__lt=timezone.now() - older_than,
     )
     if dry_run:
         return done.count()

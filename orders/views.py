@@ -76,7 +76,7 @@ def render_order_result(
     return envelope_response(result, success_status=success_status)
 
 
-def render_placed_order(result: OrchestratorResult[Order]) -> Response:
+def render_placed_order(result: OrchestratorResult[Any]) -> Response:
     """201 for a committed order, even when its full body cannot be built any more."""
     try:
         return render_order_result(result, success_status=status.HTTP_201_CREATED)

@@ -6,7 +6,6 @@ processor does; the tests check what the journal and the recovery make it do.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -102,12 +101,11 @@ class Ship(BaseOrchestrator[ShipContext, list[str], dict[str, Any]]):
 
 
 @pytest.fixture(autouse=True)
-def clean(settings: Any) -> Iterator[None]:
+def clean(settings: Any) -> None:
     global ledger
     ledger = Ledger()
     EffectRecord.objects.all().delete()
     settings.ORCHESTRATION = {**settings.ORCHESTRATION, "EFFECT_LEASE": 60.0}
-    yield
 
 
 def entry(key: str) -> EffectRecord:
@@ -138,7 +136,8 @@ def test_the_key_is_stable_for_the_same_user_and_client_key_only(
 
     # The failed first run rolled its effect back and said so: its retry is a new
     # attempt under the next key, never the undone one.
-    assert first.data is None and retry.success
+    assert first.data is None
+    assert retry.success
     assert entry(retry.data[0]).state == SETTLED
     assert len({retry.data[0], other_user.data[0], *no_key}) == 4
 
@@ -219,7 +218,8 @@ def test_a_retry_of_a_dead_request_reuses_its_key_or_is_refused(django_user_mode
 
     # The same key reached the external system (which answers with what it did),
     # the entry is settled and recovery has nothing to undo.
-    assert taken_over.success and taken_over.data == [key]
+    assert taken_over.success
+    assert taken_over.data == [key]
     assert entry(key).state == SETTLED
     assert recover_effects(now=timezone.now() + LATER).compensated == 0
     assert ledger.undone == []
@@ -290,8 +290,9 @@ def test_rollback_incomplete_shows_in_the_metrics_the_admin_and_the_command(
         for sample in family.samples
     }
     assert samples == {("orchestrator_effects_rollback_incomplete", "book_label"): 1}
-    assert b'orchestrator_effects_rollback_incomplete{orchestrator="ship",step="book_label"} 1.0' in (
-        admin_client.get("/metrics").content
+    assert (
+        b'orchestrator_effects_rollback_incomplete{orchestrator="ship",step="book_label"} 1.0'
+        in (admin_client.get("/metrics").content)
     )
     page = admin_client.get("/admin/orchestration/effectrecord/?state=rollback_incomplete")
     assert page.status_code == 200
@@ -324,3 +325,77 @@ def call_command_output(*args: str) -> str:
     out = StringIO()
     call_command(*args, stdout=out)
     return out.getvalue()
+
+
+def test_the_generated_rules_alert_on_a_rollback_that_stays_incomplete(tmp_path: Any) -> None:
+    import shutil
+    import subprocess
+
+    import yaml
+
+    from orchestration.dashboards import rule_groups
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian package prometheus; make system-deps).")
+    groups = rule_groups()
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": groups}))
+    [rule] = [
+        rule
+        for group in groups
+        for rule in group["rules"]
+        if rule.get("alert") == "OrchestratorRollbackIncomplete"
+    ]
+    rendered = {
+        name: text.replace("{{ $labels.orchestrator }}", "ship")
+        .replace("{{ $labels.step }}", "book_label")
+        .replace("{{ $value }}", "1")
+        for name, text in rule["annotations"].items()
+    }
+    labels = 'job="app", instance="a", orchestrator="ship", step="book_label"'
+    (tmp_path / "test.yml").write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": ["rules.yml"],
+                "evaluation_interval": "1m",
+                "tests": [
+                    {
+                        "interval": "1m",
+                        "input_series": [
+                            {
+                                "series": f"orchestrator_effects_rollback_incomplete{{{labels}}}",
+                                "values": "0 1x20",
+                            },
+                        ],
+                        "alert_rule_test": [
+                            {"eval_time": "5m", "alertname": "OrchestratorRollbackIncomplete"},
+                            {
+                                "eval_time": "15m",
+                                "alertname": "OrchestratorRollbackIncomplete",
+                                "exp_alerts": [
+                                    {
+                                        "exp_labels": {
+                                            "severity": "critical",
+                                            "job": "app",
+                                            "orchestrator": "ship",
+                                            "step": "book_label",
+                                        },
+                                        "exp_annotations": rendered,
+                                    }
+                                ],
+                            },
+                        ],
+                    }
+                ],
+            }
+        )
+    )
+    checked = subprocess.run(
+        [promtool, "test", "rules", "test.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
