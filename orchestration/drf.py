@@ -187,8 +187,10 @@ def describe_pipeline(orchestrator: type[BaseOrchestrator[Any, Any, Any]]) -> st
             notes.append("conditional")
         if step.retry is not None:
             notes.append(f"retried up to {step.retry.attempts} attempts")
-        if step.compensate is not None:
+        if step.compensate is not None or step.recover is not None:
             notes.append("compensated on later failure")
+        if step.recover is not None:
+            notes.append("journaled: undone after a crash")
         if step.after_commit:
             notes.append("after commit")
         if step.timeout is not None:

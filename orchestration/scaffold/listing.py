@@ -25,6 +25,8 @@ def step_flags(step: dict[str, Any]) -> str:
         flags.append(f"retried {step['retry']['attempts']}x on {', '.join(step['retry']['on'])}")
     if step["compensated"]:
         flags.append("compensated")
+    if step.get("journaled"):
+        flags.append("journaled")
     if step["after_commit"]:
         flags.append("after commit")
     if step["timeout"] is not None:
