@@ -227,6 +227,8 @@ ORCHESTRATION = {
     # Seconds a run holds its journaled effects before recover_effects may undo them:
     # longer than any run lives (GUNICORN_TIMEOUT).
     "EFFECT_LEASE": _number("ORCHESTRATION_EFFECT_LEASE", float, default=120.0),
+    # Wait for the disk on the journal's pre-call commit too (see README, "Guarantees").
+    "JOURNAL_SYNCHRONOUS_COMMIT": _bool("ORCHESTRATION_JOURNAL_SYNCHRONOUS_COMMIT", default=False),
 }
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
