@@ -209,7 +209,6 @@ PAYMENT_TIMEOUT = _number("PAYMENT_TIMEOUT", float, default=10.0)
 FAKE_GATEWAY_BOOKS = env.str(
     "FAKE_GATEWAY_BOOKS", default=str(BASE_DIR / "var" / "fake-gateway.sqlite3")
 )
-METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
@@ -221,12 +220,15 @@ if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
 # Keep the metrics label sets bounded: django-prometheus exports the view name, never the URL.
 PROMETHEUS_EXPORT_MIGRATIONS = False
 
+# The orchestration app's settings (defaults and meanings: README.md, "Settings").
 ORCHESTRATION = {
     # Turn the Prometheus metrics of the engine off (timings in results stay on).
     "METRICS": _bool("ORCHESTRATION_METRICS", default=True),
+    # When set, /metrics requires `Authorization: Bearer <token>`.
+    "METRICS_TOKEN": env.str("METRICS_TOKEN", default=""),
     # Seconds a run holds its journaled effects before recover_effects may undo them:
     # longer than any run lives (GUNICORN_TIMEOUT).
-    "EFFECT_LEASE": _number("ORCHESTRATION_EFFECT_LEASE", float, default=120.0),
+    "EFFECT_LEASE": float(_number("ORCHESTRATION_EFFECT_LEASE", float, default=120.0)),
     # Wait for the disk on the journal's pre-call commit too (see README, "Guarantees").
     "JOURNAL_SYNCHRONOUS_COMMIT": _bool("ORCHESTRATION_JOURNAL_SYNCHRONOUS_COMMIT", default=False),
 }

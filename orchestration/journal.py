@@ -32,11 +32,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
+from orchestration.conf import get_config
 from orchestration.errors import Conflict
 
 PENDING = "pending"
@@ -48,9 +48,6 @@ COMPENSATED = "compensated"
 ROLLBACK_INCOMPLETE = "rollback_incomplete"
 UNSETTLED = (PENDING, ROLLBACK_INCOMPLETE)
 
-#: Seconds a run holds its entries before recovery may take them over. Longer
-#: than any run can live: gunicorn kills a worker after 30 s by default.
-DEFAULT_LEASE = 120.0
 #: Compensation retries wait RETRY_BACKOFF * 2**(attempts - 1) seconds, at most RETRY_MAX_BACKOFF.
 RETRY_BACKOFF = 30.0
 RETRY_MAX_BACKOFF = 3600.0
@@ -115,7 +112,7 @@ def effect_key(scope: str, orchestrator: str, step: str, attempt: int = 0) -> st
 
 
 def lease() -> timedelta:
-    return timedelta(seconds=float(settings.ORCHESTRATION.get("EFFECT_LEASE", DEFAULT_LEASE)))
+    return timedelta(seconds=get_config()["EFFECT_LEASE"])
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -143,7 +140,7 @@ def _own_connection(using: str) -> BaseDatabaseWrapper:
     own.close_if_unusable_or_obsolete()
     if own.connection is None:
         own.ensure_connection()
-        if not settings.ORCHESTRATION.get("JOURNAL_SYNCHRONOUS_COMMIT", False):
+        if not get_config()["JOURNAL_SYNCHRONOUS_COMMIT"]:
             with own.cursor() as cursor:
                 cursor.execute("SET synchronous_commit TO off")
     return own

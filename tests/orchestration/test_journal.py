@@ -333,7 +333,7 @@ def test_the_generated_rules_alert_on_a_rollback_that_stays_incomplete(tmp_path:
 
     import yaml
 
-    from orchestration.dashboards import rule_groups
+    from orchestration.dashboards.provisioning import rule_groups
 
     promtool = shutil.which("promtool")
     if promtool is None:
