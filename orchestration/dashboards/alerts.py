@@ -102,8 +102,7 @@ def effect_journal_alerts() -> list[dict[str, Any]]:
     return [
         {
             "alert": "OrchestratorRollbackIncomplete",
-            "expr": aggregate("max", per_step, "orchestrator_effects_rollback_incomplete")
-            + " > 0",
+            "expr": aggregate("max", per_step, "orchestrator_effects_rollback_incomplete") + " > 0",
             "for": "10m",
             "labels": {"severity": "critical"},
             "annotations": {
