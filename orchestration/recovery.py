@@ -35,11 +35,10 @@ class RecoveryReport:
 
 def find_step(orchestrator: str, step: str) -> Step[Any] | None:
     """The journaled step ``step`` of the orchestrator registered as ``orchestrator``."""
-    for cls in registry.registered(include_tests=True):
-        if cls.metric_name == orchestrator:
-            for declared in cls.get_pipeline():
-                if declared.name == step and declared.recover is not None:
-                    return declared
+    cls = registry.lookup(orchestrator)
+    for declared in () if cls is None else cls.get_pipeline():
+        if declared.name == step and declared.recover is not None:
+            return declared
     return None
 
 

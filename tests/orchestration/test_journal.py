@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from orchestration import BaseOrchestrator, DefinitionError, OperationContext, Step
+from orchestration import BaseOrchestrator, DefinitionError, OperationContext, Step, registry
 from orchestration.journal import (
     COMPENSATED,
     PENDING,
@@ -87,17 +87,19 @@ def write_shipment(ctx: ShipContext) -> ShipContext:
     return ctx
 
 
-class Ship(BaseOrchestrator[ShipContext, list[str], dict[str, Any]]):
-    pipeline: ClassVar = (
-        Step("book_label", book_label, recover=cancel_label),
-        Step("write_shipment", write_shipment),
-    )
+with registry.isolated():  # registered per test, below: recovery finds steps in the registry
 
-    def initialize_context(self, input: dict[str, Any], **kwargs: Any) -> ShipContext:
-        return ShipContext(**input, **kwargs)
+    class Ship(BaseOrchestrator[ShipContext, list[str], dict[str, Any]]):
+        pipeline: ClassVar = (
+            Step("book_label", book_label, recover=cancel_label),
+            Step("write_shipment", write_shipment),
+        )
 
-    def build_result(self, ctx: ShipContext) -> list[str]:
-        return ctx.keys
+        def initialize_context(self, input: dict[str, Any], **kwargs: Any) -> ShipContext:
+            return ShipContext(**input, **kwargs)
+
+        def build_result(self, ctx: ShipContext) -> list[str]:
+            return ctx.keys
 
 
 @pytest.fixture(autouse=True)
@@ -105,6 +107,7 @@ def clean(settings: Any) -> None:
     global ledger
     ledger = Ledger()
     EffectRecord.objects.all().delete()
+    registry.register(Ship)  # undone after the test (tests/orchestration/conftest.py)
     settings.ORCHESTRATION = {**settings.ORCHESTRATION, "EFFECT_LEASE": 60.0}
 
 
