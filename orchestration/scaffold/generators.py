@@ -7,15 +7,9 @@ checked for clashes before anything is written.
 from __future__ import annotations
 
 import ast
-import dataclasses
-import importlib
 import tomllib
-import types
-import typing
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from orchestration import registry
 from orchestration.scaffold.names import ScaffoldError, ServiceName, operation_name
@@ -36,6 +30,9 @@ from orchestration.scaffold.sources import (
 )
 
 SAMPLE_NOTE = "A sample note"
+
+#: Every new or longer pipeline changes the dashboards (`generate_dashboards --check` fails).
+REGENERATE_DASHBOARDS = "python manage.py generate_dashboards"
 
 
 @dataclass(frozen=True)
@@ -62,7 +59,10 @@ class ServiceSpec:
 
     @property
     def steps(self) -> list[Operation]:
-        return [Operation(name, name not in self.best_effort) for name in self.operations]
+        """The generated input check first, then the operations asked for."""
+        return [Operation(self.service.validator)] + [
+            Operation(name, name not in self.best_effort) for name in self.operations
+        ]
 
     @property
     def url(self) -> str:
@@ -76,6 +76,11 @@ def _check_free(spec: ServiceSpec) -> None:
         raise ScaffoldError(
             f"A service named {spec.service.snake!r} already exists "
             f"({cls.__module__}.{cls.__qualname__}); choose another name."
+        )
+    if spec.service.validator in spec.operations:
+        raise ScaffoldError(
+            f"{spec.service.validator} is generated as the first step (it checks the input); "
+            "leave it out of the operations."
         )
     clashing = {spec.service.context, spec.service.input, spec.service.orchestrator}
     if spec.model in clashing:
@@ -96,6 +101,9 @@ def plan_service(root: Path, spec: ServiceSpec) -> Plan:
         "best_effort": bool(spec.best_effort),
         "model": spec.model,
         "url": spec.url,
+        "validator": spec.service.validator,
+        "steps_constant": spec.service.steps_constant,
+        "sample_note": SAMPLE_NOTE,
     }
     for package in ("operations", "tests"):
         if plan.exists(f"{app}/{package}.py"):
@@ -114,7 +122,8 @@ def plan_service(root: Path, spec: ServiceSpec) -> Plan:
         f"{app}/operations/__init__.py",
         render("package_init", docstring=f"The {app} operations: one module per pipeline step."),
     )
-    for operation in spec.steps:
+    plan.create(f"{app}/operations/{spec.service.validator}.py", render("validator", **context))
+    for operation in spec.steps[1:]:
         plan.create(
             f"{app}/operations/{operation.name}.py",
             render(
@@ -126,6 +135,7 @@ def plan_service(root: Path, spec: ServiceSpec) -> Plan:
             ),
         )
     plan.merge(f"{app}/orchestrators.py", render("orchestrators", **context))
+    plan.merge(f"{app}/serializers.py", render("serializers", **context))
 
     if spec.model:
         plan.ensure(f"{app}/migrations/__init__.py")
@@ -134,21 +144,22 @@ def plan_service(root: Path, spec: ServiceSpec) -> Plan:
         plan.migrate_app = app
 
     if spec.route:
-        plan.merge(f"{app}/serializers.py", render("serializers", **context))
         plan.merge(f"{app}/views.py", render("views", **context))
         _add_route(plan, spec)
 
     if spec.tests:
-        for operation in spec.steps:
+        _ensure_test_packages(plan, app)
+        plan.create(
+            f"{app}/tests/operations/test_{spec.service.validator}.py",
+            render("test_validator", **context),
+        )
+        for operation in spec.steps[1:]:
             add_operation_test(
                 plan,
                 app=app,
                 operation=operation,
                 context_class=spec.service.context,
-                context_imports=[
-                    f"from {app}.types import {spec.service.context}, {spec.service.input}"
-                ],
-                context_args=f', input={spec.service.input}(note="{SAMPLE_NOTE}")',
+                context_module=f"{app}.types",
             )
         plan.merge(f"{app}/tests/test_orchestrators.py", render("test_orchestrators", **context))
         if spec.route:
@@ -160,23 +171,22 @@ def plan_service(root: Path, spec: ServiceSpec) -> Plan:
         )
     if spec.model:
         plan.next_steps.append("python manage.py migrate")
+    plan.next_steps.append(REGENERATE_DASHBOARDS)
     if spec.tests:
         plan.next_steps.append(f"pytest {app}")
     return plan
 
 
-def add_operation_test(
-    plan: Plan,
-    *,
-    app: str,
-    operation: Operation,
-    context_class: str,
-    context_imports: list[str],
-    context_args: str,
-) -> None:
-    """Plan ``<app>/tests/operations/test_<operation>.py`` (and its packages)."""
+def _ensure_test_packages(plan: Plan, app: str) -> None:
     plan.ensure(f"{app}/tests/__init__.py")
     plan.ensure(f"{app}/tests/operations/__init__.py")
+
+
+def add_operation_test(
+    plan: Plan, *, app: str, operation: Operation, context_class: str, context_module: str
+) -> None:
+    """Plan ``<app>/tests/operations/test_<operation>.py`` (and its packages)."""
+    _ensure_test_packages(plan, app)
     plan.create(
         f"{app}/tests/operations/test_{operation.name}.py",
         render(
@@ -184,8 +194,7 @@ def add_operation_test(
             module=f"{app}.operations.{operation.name}",
             operation=operation,
             context_class=context_class,
-            context_imports=context_imports,
-            context_args=context_args,
+            context_module=context_module,
         ),
     )
 
@@ -235,8 +244,6 @@ def _collected_by_pytest(root: Path, app: str) -> bool:
 
 # -- generate operation --------------------------------------------------------
 
-_SAMPLES: dict[Any, str] = {str: '"sample"', int: "1", float: "1.0", bool: "True"}
-
 
 def plan_operation(
     root: Path,
@@ -260,6 +267,7 @@ def plan_operation(
     if operation.name in declared:
         raise ScaffoldError(f"{class_name} already has a step named {operation.name!r}.")
     context_class, context_module = _context_type(parse(source, path), class_name, app, path)
+    service = ServiceName(class_name.removesuffix("Orchestrator"))
 
     with_import = merge_module(
         source, f"from {app}.operations.{operation.name} import {operation.name}\n", path
@@ -279,24 +287,37 @@ def plan_operation(
         render(
             "operation",
             operation=operation,
-            service_words=ServiceName(class_name.removesuffix("Orchestrator")).words,
+            service_words=service.words,
             context_module=context_module,
             context_class=context_class,
         ),
     )
+    plan.next_steps.append(REGENERATE_DASHBOARDS)
     if tests:
-        plan.check()  # a clash says more than a context the test cannot build
-        imports, arguments = sample_context(context_module, context_class)
         add_operation_test(
             plan,
             app=app,
             operation=operation,
             context_class=context_class,
-            context_imports=imports,
-            context_args=arguments,
+            context_module=context_module,
         )
+        _add_to_pipeline_test(plan, app, service.steps_constant, operation)
         plan.next_steps.append(f"pytest {app}")
     return plan
+
+
+def _add_to_pipeline_test(plan: Plan, app: str, constant: str, operation: Operation) -> None:
+    """Append the step to the list the generated pipeline test compares with, if there is one."""
+    path = f"{app}/tests/test_orchestrators.py"
+    source = plan.read(path)
+    entry = f'("{operation.name}", {operation.critical})'
+    try:
+        if source is None:
+            raise ScaffoldError(f"{path} does not exist")
+        steps = find_list(parse(source, path).body, constant, path)
+        plan.edit(path, append_to_list(source, steps, entry))
+    except ScaffoldError:
+        plan.reminders.append(f"Add {entry} to the pipeline's test ({path} has no {constant}).")
 
 
 def _class_name(tree: ast.Module, given: str, path: str) -> str:
@@ -349,63 +370,3 @@ def _context_type(tree: ast.Module, class_name: str, app: str, path: str) -> tup
         if isinstance(node, ast.ClassDef) and node.name == context:
             return context, f"{app}.orchestrators"
     raise ScaffoldError(f"{path}: cannot tell where {context} is imported from.")
-
-
-def sample_context(module: str, class_name: str) -> tuple[list[str], str]:
-    """Import lines and constructor arguments for a context with sample values.
-
-    Fields with defaults are left out; the others get a sample of their type
-    (text, numbers, booleans, decimals, optional values and nested dataclasses).
-    """
-    try:
-        context = getattr(importlib.import_module(module), class_name)
-        hints_ok = dataclasses.is_dataclass(context)
-    except (ImportError, AttributeError) as exc:
-        raise ScaffoldError(f"Cannot import {module}.{class_name}: {exc}") from exc
-    if not hints_ok:
-        raise ScaffoldError(f"{module}.{class_name} is not a dataclass; pass --no-tests.")
-    imports: dict[str, set[str]] = {module: {class_name}}
-    arguments = _required_arguments(context, imports)
-    lines = [
-        f"from {source} import {', '.join(sorted(names))}"
-        for source, names in sorted(imports.items())
-    ]
-    return lines, "".join(f", {name}={value}" for name, value in arguments)
-
-
-def _required_arguments(cls: type, imports: dict[str, set[str]]) -> list[tuple[str, str]]:
-    try:
-        hints = typing.get_type_hints(cls)
-    except NameError as exc:
-        raise ScaffoldError(f"Cannot resolve the field types of {cls.__name__}: {exc}") from exc
-    arguments = []
-    for item in dataclasses.fields(cls):
-        if not item.init or item.default is not dataclasses.MISSING:
-            continue
-        if item.default_factory is not dataclasses.MISSING:
-            continue
-        arguments.append((item.name, _sample(hints[item.name], cls, item.name, imports)))
-    return arguments
-
-
-def _sample(kind: Any, owner: type, field_name: str, imports: dict[str, set[str]]) -> str:
-    if kind in _SAMPLES:
-        return _SAMPLES[kind]
-    if kind is Any:
-        return "None"
-    if kind is Decimal:
-        imports.setdefault("decimal", set()).add("Decimal")
-        return 'Decimal("1.00")'
-    origin = typing.get_origin(kind)
-    if origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(kind):
-        return "None"
-    if origin in (list, tuple, set, dict):
-        return {list: "[]", tuple: "()", set: "set()", dict: "{}"}[origin]
-    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
-        imports.setdefault(kind.__module__, set()).add(kind.__name__)
-        arguments = _required_arguments(kind, imports)
-        return f"{kind.__name__}({', '.join(f'{name}={value}' for name, value in arguments)})"
-    raise ScaffoldError(
-        f"Cannot build a sample {owner.__name__} for the operation's test: field {field_name!r} "
-        f"has type {kind!r}. Pass --no-tests and write the test by hand."
-    )

@@ -101,7 +101,9 @@ class Command(BaseCommand):
         service.add_argument("--app", help="The app: an existing local app or a new one.")
         service.add_argument("--service", help="The service name, e.g. SubmitReview.")
         service.add_argument(
-            "--operations", help="Operation names in pipeline order, comma separated."
+            "--operations",
+            help="Operation names in pipeline order, comma separated; validate_<service>, "
+            "which checks the input, is generated before them.",
         )
         service.add_argument(
             "--best-effort",
@@ -115,7 +117,7 @@ class Command(BaseCommand):
         service.add_argument(
             "--route",
             action=argparse.BooleanOptionalAction,
-            help="Add a serializer, a view and its URL (default: yes).",
+            help="Add a view and its URL (default: yes).",
         )
         service.add_argument(
             "--tests", action=argparse.BooleanOptionalAction, help="Add tests (default: yes)."
@@ -193,7 +195,7 @@ class Command(BaseCommand):
         )
         route = ask.ask(
             "--route",
-            "Add a route (serializers, view, URL)?",
+            "Add a route (view and URL)?",
             _flag(options["route"]),
             yes_no,
             default="yes",
