@@ -94,10 +94,14 @@ class CancelOrder(BaseOrchestrator[CancelOrderContext, Order, CancelOrderInput])
         # Last of the critical steps: a refund cannot be rolled back, so every
         # local write that could still fail has run before it.
         Step(
-            "refund", refund_order, when=was_charged, retry=GATEWAY_RETRY, timeout=payment_budget()
+            "refund_order",
+            refund_order,
+            when=was_charged,
+            retry=GATEWAY_RETRY,
+            timeout=payment_budget(),
         ),
         Step(
-            "notify",
+            "notify_cancellation",
             notify_cancellation,
             critical=False,
             after_commit=True,
