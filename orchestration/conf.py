@@ -27,6 +27,11 @@ DEFAULTS: dict[str, Any] = {
     "METRICS": True,
     # When set, the metrics view answers only requests with ``Authorization: Bearer <token>``.
     "METRICS_TOKEN": "",
+    # Seconds a run holds its journaled effects before ``recover_effects`` may undo them:
+    # longer than any run can live (gunicorn's worker timeout).
+    "EFFECT_LEASE": 120.0,
+    # On PostgreSQL, make the journal's pre-call commit wait for the disk too.
+    "JOURNAL_SYNCHRONOUS_COMMIT": False,
     # Queued after-commit steps (``orchestration.outbox``): seconds after which the relay
     # dispatches again a step still queued (doubled on every further dispatch of it),
     "QUEUE_RELAY_AFTER": 30.0,
@@ -42,6 +47,8 @@ DEFAULTS: dict[str, Any] = {
 TYPES: dict[str, type] = {
     "METRICS": bool,
     "METRICS_TOKEN": str,
+    "EFFECT_LEASE": float,
+    "JOURNAL_SYNCHRONOUS_COMMIT": bool,
     "QUEUE_RELAY_AFTER": float,
     "QUEUE_LEASE": float,
     "QUEUE_LEASE_GRACE": float,

@@ -202,7 +202,7 @@ def _drive_traffic(prometheus: Prometheus, api: Api) -> None:
     def cancel_twice(order: dict[str, Any]) -> None:
         cancelled, body = api.cancel_order(order["data"]["id"])
         assert cancelled == 200, body
-        assert body["queued"] == ["notify"], body
+        assert body["queued"] == ["notify_cancellation"], body
         again, body = api.cancel_order(order["data"]["id"])
         assert again == 409, body
 
