@@ -102,7 +102,11 @@ def enqueue(run: _Run, steps: Sequence[Step[Any]]) -> None:
     QueuedStep.objects.using(using).bulk_create(entries)
     ids = [str(entry.pk) for entry in entries]
     if transactional:
-        _dispatch(ids)
+        # Same database, same transaction: a failure here fails the run, nothing is half-queued.
+        from orchestration.tasks import run_queued_step
+
+        for entry_id in ids:
+            run_queued_step.enqueue(entry_id)
     else:
         transaction.on_commit(partial(_dispatch, ids), using=using, robust=True)
 
@@ -120,6 +124,7 @@ def _stores_tasks_in(using: str) -> bool:
 
 
 def _dispatch(ids: Sequence[str]) -> None:
+    """Hand committed rows to the task backend; a row that fails waits for the relay."""
     from orchestration.tasks import run_queued_step
 
     for entry_id in ids:
