@@ -496,10 +496,11 @@ class _Run:
                 except Exception as exc:
                     if (
                         deadline is not None
-                        and not isinstance(exc, StepTimeout)
+                        and not isinstance(exc, OrchestrationError)
                         and time.perf_counter() > deadline
                     ):
-                        # Cut short by its budget (a statement timeout, a socket deadline).
+                        # Cut short by its budget (a statement timeout, a socket deadline);
+                        # a typed error already says what ran out, and keeps its code.
                         raise StepTimeout(
                             f"Step {step.name!r} ran out of its {step.timeout} s budget."
                         ) from exc
