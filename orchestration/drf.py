@@ -15,6 +15,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from orchestration import diagrams, registry
 from orchestration.context import current_request_id, new_request_id
 from orchestration.engine import BaseOrchestrator
 from orchestration.errors import DatabaseUnavailable, OrchestrationError, internal_error
@@ -210,9 +211,14 @@ def orchestrated_schema(
     **kwargs: Any,
 ) -> Callable[[Any], Any]:
     """``extend_schema`` for an orchestrated endpoint: the envelope, each error
-    status and a description that lists the pipeline's steps and flags."""
+    status and a description that lists the pipeline's steps and flags and
+    draws it as a Mermaid flowchart (renderers without Mermaid show the source)."""
     pipeline = describe_pipeline(orchestrator)
-    text = f"{description}\n\n**Pipeline** (`{orchestrator.metric_name}`):\n\n{pipeline}".strip()
+    diagram = diagrams.flowchart(registry.describe(orchestrator))
+    text = (
+        f"{description}\n\n**Pipeline** (`{orchestrator.metric_name}`):\n\n{pipeline}\n\n"
+        f"```mermaid\n{diagram}```"
+    ).strip()
     responses: dict[int, Any] = {
         success_status: envelope_serializer(data),
         **error_responses(*errors),
