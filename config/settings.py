@@ -218,7 +218,15 @@ PROMETHEUS_EXPORT_MIGRATIONS = False
 ORCHESTRATION = {
     # Turn the Prometheus metrics of the engine off (timings in results stay on).
     "METRICS": _bool("ORCHESTRATION_METRICS", default=True),
+    # Run records for the admin's run explorer: every failure, this share of successes.
+    "RUN_RECORDS": _bool("ORCHESTRATION_RUN_RECORDS", default=True),
+    "RUN_RECORD_SAMPLE_RATE": _number("ORCHESTRATION_RUN_SAMPLE_RATE", float, default=0.01),
+    "RUN_RECORD_RETENTION_DAYS": _number("ORCHESTRATION_RUN_RETENTION_DAYS", int, default=30),
 }
+if not 0 <= ORCHESTRATION["RUN_RECORD_SAMPLE_RATE"] <= 1:
+    raise ImproperlyConfigured("ORCHESTRATION_RUN_SAMPLE_RATE must be between 0 and 1.")
+if ORCHESTRATION["RUN_RECORD_RETENTION_DAYS"] < 1:
+    raise ImproperlyConfigured("ORCHESTRATION_RUN_RETENTION_DAYS must be at least 1.")
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 
@@ -237,7 +245,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "orchestration.logging.RequestIdFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"},
+        "plain": {
+            "format": "%(asctime)s %(levelname)s [%(request_id)s trace=%(trace_id)s] %(name)s: "
+            "%(message)s"
+        },
     },
     "handlers": {
         "console": {

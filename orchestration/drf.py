@@ -35,6 +35,8 @@ def envelope(result: OrchestratorResult[Any]) -> dict[str, Any]:
     body["metrics"] = result.metrics
     body["warnings"] = [warning.as_dict() for warning in result.warnings]
     body["request_id"] = result.request_id
+    if result.trace_id is not None:
+        body["trace_id"] = result.trace_id
     return body
 
 
@@ -111,6 +113,9 @@ def typed_error_body(error: OrchestrationError) -> dict[str, Any]:
 # -- OpenAPI (drf-spectacular) --------------------------------------------------------
 
 
+TRACE_ID_HELP = "The OpenTelemetry trace id of the run (present when tracing is on)."
+
+
 class StepErrorSerializer(serializers.Serializer):
     step = serializers.CharField(
         allow_null=True, help_text="The failing step (null outside pipelines)."
@@ -129,6 +134,7 @@ class ErrorEnvelopeSerializer(serializers.Serializer):
     )
     warnings = StepErrorSerializer(many=True, required=False)
     request_id = serializers.CharField()
+    trace_id = serializers.CharField(required=False, help_text=TRACE_ID_HELP)
 
 
 ERROR_DESCRIPTIONS = {
@@ -163,6 +169,7 @@ def envelope_serializer(data: type[serializers.BaseSerializer]) -> serializers.S
                 ),
                 "warnings": StepErrorSerializer(many=True, help_text="Best-effort step failures."),
                 "request_id": serializers.CharField(),
+                "trace_id": serializers.CharField(required=False, help_text=TRACE_ID_HELP),
             },
         )
     return _envelopes[data]

@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from django.conf import settings
 from django.core import exceptions as django_exceptions
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, transaction
+from django.db.models import Model
 from django.http import Http404
 
 from orchestration import registry
@@ -53,6 +54,7 @@ from orchestration.errors import (
 )
 from orchestration.metrics import OrchestratorMetrics, StepMetrics
 from orchestration.result import OrchestratorResult, StepRecord
+from orchestration.runs import run_finished
 from orchestration.steps import Step
 
 perf_counter_ns = time.perf_counter_ns
@@ -200,6 +202,14 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
         """Turn the final context into the data of a successful result."""
         raise NotImplementedError(f"{type(self).__name__} must define build_result().")
 
+    def run_subject(self, ctx: CtxT, result: OrchestratorResult[ResultT]) -> Model | None:
+        """The row a recorded run is about (an order, say), for links from the admin.
+
+        Called only for runs that are recorded. Return a row that exists after
+        the run: on a failure the run's own writes were rolled back.
+        """
+        return None
+
     # -- running -------------------------------------------------------------------
 
     def execute(
@@ -222,6 +232,7 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
                 )
             run = _Run(self, ctx, self._steps(), self._step_metrics())
             result = run.execute()
+            run_finished(self, run.ctx, run.steps, result)
         finally:
             current_request_id.reset(token)
         runs = collected_runs.get()
