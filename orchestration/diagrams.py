@@ -190,3 +190,20 @@ def replace_generated_block(text: str, block: str) -> str:
     if begin < 0 or end < begin:
         raise ValueError(f"the file needs the lines {BEGIN_MARKER!r} and then {END_MARKER!r}")
     return f"{text[: begin + len(BEGIN_MARKER)]}\n\n{block}\n{text[end:]}"
+
+
+def css(style: str) -> str:
+    """A node style as CSS for an HTML legend (``fill`` is the background, ``stroke``
+    the border)."""
+    properties = dict(part.split(":", 1) for part in style.split(","))
+    rules = [
+        f"background-color: {properties.get('fill', 'transparent')}",
+        (
+            f"border: {properties.get('stroke-width', '1px')} "
+            f"{'dashed' if 'stroke-dasharray' in properties else 'solid'} "
+            f"{properties.get('stroke', 'transparent')}"
+        ),
+    ]
+    if "color" in properties:
+        rules.append(f"color: {properties['color']}")
+    return "; ".join(rules)
