@@ -72,7 +72,7 @@ def run_finished(
     """Trace the run, then record it if it is a failure or sampled. Never raises
     for a tracing or database problem: the run's answer matters more."""
     if tracing.enabled():
-        result.trace_id = tracing.trace_run(result, steps)
+        result.trace_id = tracing.trace_run(result, steps, type(orchestrator)._step_metrics())
     config = getattr(settings, "ORCHESTRATION", {})
     if not config.get("RUN_RECORDS", True):
         return

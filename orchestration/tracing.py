@@ -7,7 +7,8 @@ False. Then each run gets a span ``orchestrator <name>``, a child of the
 current span (the Django request's, with opentelemetry-instrumentation-django),
 and each step a span ``step <name>`` under it, with the attributes
 ``orchestration.step``, ``.critical``, ``.attempts``, ``.outcome`` and
-``.error_code``.
+``.error_code``. The step's observation in the step duration histogram gets
+the step's span as its exemplar.
 
 The spans are made when the run is over, from the timings the engine already
 took: the engine pays nothing per step for them. Their start times are
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from prometheus_client.samples import Exemplar
 
 try:
     from opentelemetry import trace
@@ -30,10 +32,16 @@ except ImportError:  # the extra is not installed
     trace = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
+    from prometheus_client import Histogram
+
+    from orchestration.metrics import OrchestratorMetrics
     from orchestration.result import OrchestratorResult
     from orchestration.steps import Step
 
 TRACER_NAME = "orchestration"
+
+#: Step statuses observed in ``orchestrator_step_duration_seconds`` (its outcome label).
+STEP_OUTCOMES = ("ok", "failed", "timed_out")
 
 
 def enabled() -> bool:
@@ -51,8 +59,13 @@ def current_trace_id() -> str | None:
     return format(context.trace_id, "032x") if context.is_valid else None
 
 
-def trace_run(result: OrchestratorResult[Any], steps: Sequence[Step[Any]]) -> str:
-    """Emit the spans of a finished run; its trace id."""
+def trace_run(
+    result: OrchestratorResult[Any],
+    steps: Sequence[Step[Any]],
+    metrics: OrchestratorMetrics | None,
+) -> str:
+    """Emit the spans of a finished run; its trace id. With ``metrics``, each step's
+    observation in the step histogram gets its span as exemplar."""
     assert trace is not None
     tracer = trace.get_tracer(TRACER_NAME)
     end = time.time_ns()
@@ -104,5 +117,25 @@ def trace_run(result: OrchestratorResult[Any], steps: Sequence[Step[Any]]) -> st
             )
         cursor += duration
         span.end(end_time=cursor)
+        if metrics is not None and record.status in STEP_OUTCOMES:
+            child = metrics.step(record.name, critical=record.critical).duration[record.status]
+            set_exemplar(child, record.duration_ms / 1e3, span.get_span_context())
     run_span.end(end_time=end)
     return format(run_span.get_span_context().trace_id, "032x")
+
+
+def set_exemplar(histogram: Histogram, seconds: float, span: Any) -> None:
+    """Link the bucket the engine counted ``seconds`` in to ``span``.
+
+    The engine observed the step while it ran, before its span existed, so the
+    exemplar is attached afterwards, to the same bucket ``observe`` chose. It
+    is exposed in the OpenMetrics format (``/metrics`` with
+    ``Accept: application/openmetrics-text``) of a single process; the client
+    library keeps no exemplars in multiprocess mode (gunicorn with
+    ``PROMETHEUS_MULTIPROC_DIR``).
+    """
+    labels = {"trace_id": format(span.trace_id, "032x"), "span_id": format(span.span_id, "016x")}
+    for bucket, bound in zip(histogram._buckets, histogram._upper_bounds, strict=True):
+        if seconds <= bound:
+            bucket.set_exemplar(Exemplar(labels, seconds, time.time()))
+            return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import os
 
 from django.conf import settings
 from django.db import DatabaseError, connections
@@ -11,6 +12,8 @@ from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django_prometheus.exports import ExportToDjangoView
+from prometheus_client import REGISTRY
+from prometheus_client.exposition import choose_encoder
 
 from orchestration.context import current_request_id
 from orchestration.drf import error_body, typed_error_body
@@ -53,7 +56,12 @@ def metrics(request: HttpRequest) -> HttpResponse:
             response = HttpResponse("metrics require a bearer token\n", status=401)
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
-    return ExportToDjangoView(request)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return ExportToDjangoView(request)  # the workers' files: no exemplars there
+    # One process: answer in OpenMetrics when asked (Prometheus does when it stores
+    # exemplars), so that the step histograms' exemplars link to their traces.
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return HttpResponse(encoder(REGISTRY), content_type=content_type)
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

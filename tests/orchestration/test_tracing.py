@@ -23,6 +23,7 @@ from rest_framework.test import APIClient
 
 from orchestration import tracing
 from orchestration.logging import RequestIdFilter
+from orchestration.metrics import BUCKETS
 from orchestration.models import RunRecord
 from orders.models import Product
 from orders.tests.support import PASSWORD, obtain_token, order_body
@@ -158,3 +159,32 @@ def test_without_a_configured_provider_nothing_is_traced(client):
 @override_settings(ORCHESTRATION={"TRACING": False})
 def test_tracing_can_be_turned_off(exporter):
     assert not tracing.enabled()
+
+
+def test_step_histogram_buckets_link_to_the_step_span(exporter, client):
+    lamp = Product.objects.create(sku="LAMP-5", name="Lamp", price="30.00", stock=5)
+    exporter.clear()
+    client.post("/api/orders/", order_body((lamp, 1), token="tok_declined"), format="json")
+    charge = spans_by_name(exporter)["step charge_payment"]
+
+    response = client.get("/metrics", HTTP_ACCEPT="application/openmetrics-text; version=1.0.0")
+
+    assert response["Content-Type"].startswith("application/openmetrics-text")
+    exemplar = (
+        f'# {{span_id="{charge.context.span_id:016x}",trace_id="{charge.context.trace_id:032x}"}}'
+    )
+    [line] = [
+        line
+        for line in response.content.decode().splitlines()
+        if line.startswith("orchestrator_step_duration_seconds_bucket{")
+        and 'orchestrator="create_order"' in line
+        and 'step="charge_payment"' in line
+        and 'outcome="failed"' in line
+        and exemplar in line
+    ]
+    # The exemplar sits on the bucket the engine counted the step in: the first
+    # whose upper bound holds the value.
+    seconds = float(line.split(exemplar)[1].split()[0])
+    index = BUCKETS.index(float(line.split('le="')[1].split('"')[0]))
+    assert seconds <= BUCKETS[index]
+    assert index == 0 or seconds > BUCKETS[index - 1]
