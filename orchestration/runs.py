@@ -17,9 +17,9 @@ writes were rolled back still leaves one:
   the write lock the caller holds, so the record is written when that
   transaction commits, and is lost if it rolls back.
 
-Settings (keys of ``settings.ORCHESTRATION``): ``RUN_RECORDS`` (default True),
+Settings (``orchestration.conf``): ``RUN_RECORDS`` (default True),
 ``RUN_RECORD_SAMPLE_RATE`` (default 0.01), ``RUN_RECORD_RETENTION_DAYS``
-(default 30, what ``purge_run_records`` keeps).
+(default 30, what ``purge_run_records`` keeps), ``TRACING`` (default True).
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.db.models import Model
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from orchestration import tracing
+from orchestration.conf import get_config
 
 if TYPE_CHECKING:
     from orchestration.context import OperationContext
@@ -48,19 +48,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("orchestration")
 
-DEFAULTS: dict[str, Any] = {
-    "RUN_RECORDS": True,
-    "RUN_RECORD_SAMPLE_RATE": 0.01,
-    "RUN_RECORD_RETENTION_DAYS": 30,
-}
-
 #: Status of a pipeline step the run never reached.
 NOT_RUN = "not_run"
-
-
-def setting(name: str) -> Any:
-    """One ``ORCHESTRATION`` setting of this module, or its default."""
-    return getattr(settings, "ORCHESTRATION", {}).get(name, DEFAULTS[name])
 
 
 def run_finished(
@@ -71,14 +60,14 @@ def run_finished(
 ) -> None:
     """Trace the run, then record it if it is a failure or sampled. Never raises
     for a tracing or database problem: the run's answer matters more."""
-    if tracing.enabled():
+    config = get_config()
+    if config["TRACING"] and tracing.enabled():
         result.trace_id = tracing.trace_run(result, steps, type(orchestrator)._step_metrics())
-    config = getattr(settings, "ORCHESTRATION", {})
-    if not config.get("RUN_RECORDS", True):
+    if not config["RUN_RECORDS"]:
         return
     rate = 1.0
     if result.success:
-        rate = config.get("RUN_RECORD_SAMPLE_RATE", DEFAULTS["RUN_RECORD_SAMPLE_RATE"])
+        rate = config["RUN_RECORD_SAMPLE_RATE"]
         if rate <= 0 or random.random() >= rate:
             return
     try:
@@ -200,7 +189,7 @@ def purge_run_records(*, older_than: timedelta | None = None, dry_run: bool = Fa
     from orchestration.models import RunRecord
 
     if older_than is None:
-        older_than = timedelta(days=setting("RUN_RECORD_RETENTION_DAYS"))
+        older_than = timedelta(days=get_config()["RUN_RECORD_RETENTION_DAYS"])
     stale = RunRecord.objects.filter(created__lt=timezone.now() - older_than)
     if dry_run:
         return stale.count()

@@ -23,7 +23,6 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from prometheus_client.samples import Exemplar
 
 try:
@@ -45,7 +44,9 @@ STEP_OUTCOMES = ("ok", "failed", "timed_out")
 
 
 def enabled() -> bool:
-    if trace is None or not getattr(settings, "ORCHESTRATION", {}).get("TRACING", True):
+    """The API is installed and a real tracer provider is set (``TRACING`` is the
+    caller's to check)."""
+    if trace is None:
         return False
     provider = trace.get_tracer_provider()
     return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)

@@ -5,18 +5,17 @@ from __future__ import annotations
 import hmac
 import os
 
-from django.conf import settings
 from django.db import DatabaseError, connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from django_prometheus.exports import ExportToDjangoView
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
 from prometheus_client.exposition import choose_encoder
 
+from orchestration.conf import get_config
 from orchestration.context import current_request_id
-from orchestration.drf import error_body, typed_error_body
+from orchestration.envelope import error_body, typed_error_body
 from orchestration.errors import internal_error
 
 API_PREFIX = "/api/"
@@ -48,20 +47,28 @@ def ready(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus exposition (all workers under gunicorn), behind METRICS_TOKEN if set."""
-    token = settings.METRICS_TOKEN
+    """Prometheus exposition (all workers under gunicorn), behind ``METRICS_TOKEN`` if set."""
+    token = get_config()["METRICS_TOKEN"]
     if token:
         supplied = request.headers.get("Authorization", "")
         if not hmac.compare_digest(supplied.encode(), f"Bearer {token}".encode()):
             response = HttpResponse("metrics require a bearer token\n", status=401)
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        return ExportToDjangoView(request)  # the workers' files: no exemplars there
-    # One process: answer in OpenMetrics when asked (Prometheus does when it stores
-    # exemplars), so that the step histograms' exemplars link to their traces.
+    # OpenMetrics when asked (Prometheus asks when it stores exemplars): in a single
+    # process the step histograms' exemplars link to their traces; the client keeps
+    # none in multiprocess mode.
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    return HttpResponse(encoder(REGISTRY), content_type=content_type)
+    return HttpResponse(encoder(_registry()), content_type=content_type)
+
+
+def _registry() -> CollectorRegistry:
+    """Every worker's samples in multiprocess mode, this process's otherwise."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core.checks import run_checks
 from django.core.management import call_command
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -229,3 +230,20 @@ def test_purge_keeps_the_retention_window(settings):
 
     call_command("purge_run_records", "--days", "1", stdout=io.StringIO())
     assert len(records_of(recent)) == 1
+
+
+def test_settings_out_of_range_are_check_errors(settings):
+    settings.ORCHESTRATION = {"RUN_RECORD_SAMPLE_RATE": 1.5, "RUN_RECORD_RETENTION_DAYS": 0}
+
+    messages = {
+        m.id: m.msg for m in run_checks() if m.id in ("orchestration.E004", "orchestration.E005")
+    }
+
+    assert messages == {
+        "orchestration.E004": "ORCHESTRATION['RUN_RECORD_SAMPLE_RATE'] must be between 0 and 1, "
+        "not 1.5.",
+        "orchestration.E005": "ORCHESTRATION['RUN_RECORD_RETENTION_DAYS'] must be at least 1, "
+        "not 0.",
+    }
+    settings.ORCHESTRATION = {"RUN_RECORD_SAMPLE_RATE": 1.0, "RUN_RECORD_RETENTION_DAYS": 1}
+    assert not [m for m in run_checks() if m.id in ("orchestration.E004", "orchestration.E005")]

@@ -7,7 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from orchestration.runs import purge_run_records, setting
+from orchestration.conf import get_config
+from orchestration.runs import purge_run_records
 
 
 class Command(BaseCommand):
@@ -20,7 +21,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        days = options["days"] or setting("RUN_RECORD_RETENTION_DAYS")
+        days = options["days"] or get_config()["RUN_RECORD_RETENTION_DAYS"]
         if days < 1:
             raise CommandError(f"--days must be at least 1, got {days}.")
         count = purge_run_records(older_than=timedelta(days=days), dry_run=options["dry_run"])
