@@ -1,10 +1,10 @@
 """OpenTelemetry spans for runs and steps, when the ``opentelemetry`` extra is installed.
 
-Tracing is on when the OpenTelemetry API is importable, a real tracer
-provider is configured (``trace.set_tracer_provider``, as the SDK setup or
-``opentelemetry-instrument`` do) and ``ORCHESTRATION["TRACING"]`` is not
-False. Then each run gets a span ``orchestrator <name>``, a child of the
-current span (the Django request's, with opentelemetry-instrumentation-django),
+Tracing is on when the OpenTelemetry API is importable, the run happens
+inside a recording span (the Django request's, with a tracer provider
+configured and opentelemetry-instrumentation-django; a task's; or one the
+caller opened) and ``ORCHESTRATION["TRACING"]`` is not False. Then each run
+gets a span ``orchestrator <name>``, a child of that current span,
 and each step a span ``step <name>`` under it, with the attributes
 ``orchestration.step``, ``.critical``, ``.attempts``, ``.outcome`` and
 ``.error_code``. The step's observation in the step duration histogram gets
@@ -44,12 +44,10 @@ STEP_OUTCOMES = ("ok", "failed", "timed_out")
 
 
 def enabled() -> bool:
-    """The API is installed and a real tracer provider is set (``TRACING`` is the
-    caller's to check)."""
-    if trace is None:
-        return False
-    provider = trace.get_tracer_provider()
-    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+    """A span is recording in this context: the Django request's, a task's, or one
+    the caller opened. (Checking for a configured provider instead would read the
+    environment on every run.)"""
+    return trace is not None and trace.get_current_span().is_recording()
 
 
 def current_trace_id() -> str | None:
