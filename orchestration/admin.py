@@ -30,7 +30,7 @@ MERMAID_JS = ("orchestration/vendor/mermaid.min.js", "orchestration/diagrams.js"
 def _description(name: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
     """The registry's description of ``name``, or one rebuilt from a record's steps
     when the pipeline is gone or has changed since the run."""
-    classes = {cls.metric_name: cls for cls in registry.registered(include_tests=True)}
+    classes = {cls.metric_name: cls for cls in registry.registered()}
     cls = classes.get(name)
     if cls is not None:
         description = registry.describe(cls)

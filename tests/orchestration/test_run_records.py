@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -23,7 +22,6 @@ from orchestration import (
     Retry,
     ServiceUnavailable,
     Step,
-    registry,
 )
 from orchestration.models import RunRecord
 from orchestration.runs import purge_run_records
@@ -62,28 +60,28 @@ def failing_notify(ctx: ParcelContext) -> ParcelContext:
     raise ServiceUnavailable("The mail server is down.", code="email_unavailable")
 
 
-class Parcel(BaseOrchestrator[ParcelContext, str, dict[str, Any]]):
-    __module__ = "parcels.orchestrators"
-    metric_name = "record_parcel"
-    pipeline = (
-        Step("first", write_group("first")),
-        Step("charge", flaky, retry=Retry(attempts=3, backoff=0), compensate=refund),
-        Step("second", write_group("second")),
-        Step("third", write_group("third")),
-        Step("notify", failing_notify, critical=False, after_commit=True),
-    )
+@pytest.fixture
+def parcel() -> type[BaseOrchestrator[ParcelContext, str, dict[str, Any]]]:
+    """A pipeline of a domain app (defined per test: the registry forgets it after)."""
 
-    def initialize_context(self, input: dict[str, Any], **kwargs: Any) -> ParcelContext:
-        return ParcelContext(**input, **kwargs)
+    class Parcel(BaseOrchestrator[ParcelContext, str, dict[str, Any]]):
+        __module__ = "parcels.orchestrators"
+        metric_name = "record_parcel"
+        pipeline = (
+            Step("first", write_group("first")),
+            Step("charge", flaky, retry=Retry(attempts=3, backoff=0), compensate=refund),
+            Step("second", write_group("second")),
+            Step("third", write_group("third")),
+            Step("notify", failing_notify, critical=False, after_commit=True),
+        )
 
-    def build_result(self, ctx: ParcelContext) -> str:
-        return "shipped"
+        def initialize_context(self, input: dict[str, Any], **kwargs: Any) -> ParcelContext:
+            return ParcelContext(**input, **kwargs)
 
+        def build_result(self, ctx: ParcelContext) -> str:
+            return "shipped"
 
-@pytest.fixture(autouse=True)
-def _unregister() -> Iterator[None]:
-    yield
-    registry.unregister(Parcel)
+    return Parcel
 
 
 @pytest.fixture
@@ -96,10 +94,10 @@ def records_of(result: Any) -> list[RunRecord]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_rolled_back_failure_leaves_its_record(django_user_model):
+def test_a_rolled_back_failure_leaves_its_record(parcel, django_user_model):
     user = django_user_model.objects.create_user("rita")
 
-    result = Parcel().execute({"fail_at": "second", "flaky_attempts": 1}, user=user)
+    result = parcel().execute({"fail_at": "second", "flaky_attempts": 1}, user=user)
 
     assert not result.success
     assert not Group.objects.exists()  # every write of the run was rolled back...
@@ -124,9 +122,9 @@ def test_a_rolled_back_failure_leaves_its_record(django_user_model):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_failure_costs_one_insert_whatever_the_number_of_steps():
+def test_a_failure_costs_one_insert_whatever_the_number_of_steps(parcel):
     with CaptureQueriesContext(connection) as captured:
-        result = Parcel().execute({"fail_at": "third"})
+        result = parcel().execute({"fail_at": "third"})
 
     inserts = [q["sql"] for q in captured if "orchestration_runrecord" in q["sql"]]
     assert len(inserts) == 1
@@ -135,8 +133,8 @@ def test_a_failure_costs_one_insert_whatever_the_number_of_steps():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_sampled_success_keeps_warnings_and_its_sample_rate(record_every_success):
-    result = Parcel().execute({})
+def test_a_sampled_success_keeps_warnings_and_its_sample_rate(parcel, record_every_success):
+    result = parcel().execute({})
 
     assert result.success
     [record] = records_of(result)
@@ -154,13 +152,13 @@ def test_a_sampled_success_keeps_warnings_and_its_sample_rate(record_every_succe
 
 
 @pytest.mark.django_db(transaction=True)
-def test_successes_are_sampled_and_failures_always_kept(settings):
+def test_successes_are_sampled_and_failures_always_kept(parcel, settings):
     settings.ORCHESTRATION = {**settings.ORCHESTRATION, "RUN_RECORD_SAMPLE_RATE": 0.25}
 
     for _ in range(200):
-        Parcel().execute({})
+        parcel().execute({})
     for _ in range(5):
-        Parcel().execute({"fail_at": "first"})
+        parcel().execute({"fail_at": "first"})
 
     successes = RunRecord.objects.filter(orchestrator="record_parcel", outcome="success")
     # Binomial(200, 0.25): mean 50, sd 6.1; outside 20..80 once in about a million runs.
@@ -170,23 +168,23 @@ def test_successes_are_sampled_and_failures_always_kept(settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_no_success_is_kept_at_rate_zero_and_nothing_when_recording_is_off(settings):
+def test_no_success_is_kept_at_rate_zero_and_nothing_when_recording_is_off(parcel, settings):
     settings.ORCHESTRATION = {**settings.ORCHESTRATION, "RUN_RECORD_SAMPLE_RATE": 0.0}
-    Parcel().execute({})
+    parcel().execute({})
     assert not RunRecord.objects.filter(orchestrator="record_parcel").exists()
 
     settings.ORCHESTRATION = {**settings.ORCHESTRATION, "RUN_RECORDS": False}
-    Parcel().execute({"fail_at": "first"})
+    parcel().execute({"fail_at": "first"})
     assert not RunRecord.objects.filter(orchestrator="record_parcel").exists()
 
 
 @pytest.mark.django_db(transaction=True)
-def test_inside_a_callers_transaction_that_rolls_back():
+def test_inside_a_callers_transaction_that_rolls_back(parcel):
     results = []
 
     def give_up_after_the_run() -> None:
         with transaction.atomic():
-            results.append(Parcel().execute({"fail_at": "second"}))
+            results.append(parcel().execute({"fail_at": "second"}))
             raise RuntimeError("the caller gives up")
 
     with pytest.raises(RuntimeError):
@@ -203,18 +201,18 @@ def test_inside_a_callers_transaction_that_rolls_back():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_inside_a_callers_transaction_that_commits():
+def test_inside_a_callers_transaction_that_commits(parcel):
     with transaction.atomic():
-        result = Parcel().execute({"fail_at": "second"})
+        result = parcel().execute({"fail_at": "second"})
 
     assert [record.error_code for record in records_of(result)] == ["card_declined"]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_purge_keeps_the_retention_window(settings):
+def test_purge_keeps_the_retention_window(parcel, settings):
     settings.ORCHESTRATION = {**settings.ORCHESTRATION, "RUN_RECORD_RETENTION_DAYS": 30}
-    old = Parcel().execute({"fail_at": "first"})
-    recent = Parcel().execute({"fail_at": "first"})
+    old = parcel().execute({"fail_at": "first"})
+    recent = parcel().execute({"fail_at": "first"})
     RunRecord.objects.filter(request_id=old.request_id).update(
         created=timezone.now() - timedelta(days=31)
     )
