@@ -62,7 +62,11 @@ def run_finished(
     for a tracing or database problem: the run's answer matters more."""
     config = get_config()
     if config["TRACING"] and tracing.enabled():
-        result.trace_id = tracing.trace_run(result, steps, type(orchestrator)._step_metrics())
+        try:
+            metrics = type(orchestrator)._step_metrics()
+            result.trace_id = tracing.trace_run(result, steps, metrics)
+        except Exception:
+            logger.exception("could not trace this run")
     if not config["RUN_RECORDS"]:
         return
     rate = 1.0
