@@ -1,5 +1,6 @@
-"""The run explorer: recorded runs, each drawn over its pipeline, and every pipeline's
-recent failure rate per step."""
+"""The app's admin: the run explorer (recorded runs, each drawn over its pipeline, and
+every pipeline's recent failure rate per step) and the effect journal (what recovery
+still has to undo, and what it could not)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from orchestration import diagrams, registry
-from orchestration.models import RunRecord
+from orchestration.models import EffectRecord, RunRecord
 
 #: The orchestrators page counts the runs of this many days.
 RECENT_DAYS = 7
@@ -159,6 +160,27 @@ class RunRecordAdmin(admin.ModelAdmin):
             "media": self.media,
         }
         return TemplateResponse(request, "admin/orchestration/orchestrators.html", context)
+
+
+@admin.register(EffectRecord)
+class EffectRecordAdmin(admin.ModelAdmin):
+    """Read-only: entries change state through the runs and ``recover_effects`` only."""
+
+    list_display = ("key", "orchestrator", "step", "state", "attempts", "lease_until", "created")
+    list_filter = ("state", "orchestrator", "step", ("created", admin.DateFieldListFilter))
+    search_fields = ("=key", "=request_id")
+    date_hierarchy = "created"
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: EffectRecord | None = None
+    ) -> list[str]:
+        return [field.name for field in EffectRecord._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: EffectRecord | None = None) -> bool:
+        return False
 
 
 def failure_rates(description: dict[str, Any], *, since: Any) -> dict[str, Any]:

@@ -27,6 +27,11 @@ DEFAULTS: dict[str, Any] = {
     "METRICS": True,
     # When set, the metrics view answers only requests with ``Authorization: Bearer <token>``.
     "METRICS_TOKEN": "",
+    # Seconds a run holds its journaled effects before ``recover_effects`` may undo them:
+    # longer than any run can live (gunicorn's worker timeout).
+    "EFFECT_LEASE": 120.0,
+    # On PostgreSQL, make the journal's pre-call commit wait for the disk too.
+    "JOURNAL_SYNCHRONOUS_COMMIT": False,
     # Keep a run record of every failed run and of a sample of the successful ones.
     "RUN_RECORDS": True,
     # The probability with which a successful run is recorded (0 to 1).
@@ -41,6 +46,8 @@ DEFAULTS: dict[str, Any] = {
 TYPES: dict[str, type] = {
     "METRICS": bool,
     "METRICS_TOKEN": str,
+    "EFFECT_LEASE": float,
+    "JOURNAL_SYNCHRONOUS_COMMIT": bool,
     "RUN_RECORDS": bool,
     "RUN_RECORD_SAMPLE_RATE": float,
     "RUN_RECORD_RETENTION_DAYS": int,

@@ -152,7 +152,10 @@ def flowchart(
                 state = "<br/>ran"
             elif outcome is not None and outcome.get("compensation") == "failed":
                 state = "<br/>FAILED"
-            lines.append(f'    {undo}[/"undo: {compensation}{state}"/]')
+            journaled = (
+                "<br/>journaled: undone by recovery after a crash" if step.get("journaled") else ""
+            )
+            lines.append(f'    {undo}[/"undo: {compensation}{journaled}{state}"/]')
             lines.append(f'    {identifier} -. "if a later step fails" .-> {undo}')
             classes.setdefault("compensation", []).append(undo)
 

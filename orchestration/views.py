@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import hmac
 import os
+from collections.abc import Iterator
 
 from django.db import DatabaseError, connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
+from prometheus_client import REGISTRY, CollectorRegistry, Metric, multiprocess
 from prometheus_client.exposition import choose_encoder
 
 from orchestration.conf import get_config
 from orchestration.context import current_request_id
 from orchestration.envelope import error_body, typed_error_body
 from orchestration.errors import internal_error
+from orchestration.metrics import JOURNAL_REGISTRY
 
 API_PREFIX = "/api/"
 
@@ -57,9 +59,20 @@ def metrics(request: HttpRequest) -> HttpResponse:
             return response
     # OpenMetrics when asked (Prometheus asks when it stores exemplars): in a single
     # process the step histograms' exemplars link to their traces; the client keeps
-    # none in multiprocess mode.
+    # none in multiprocess mode. One exposition: OpenMetrics allows a single EOF.
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    return HttpResponse(encoder(_registry()), content_type=content_type)
+    return HttpResponse(encoder(_Exposed(_registry(), JOURNAL_REGISTRY)), content_type=content_type)
+
+
+class _Exposed:
+    """Several registries read as one by an encoder (which only calls ``collect``)."""
+
+    def __init__(self, *registries: CollectorRegistry) -> None:
+        self.registries = registries
+
+    def collect(self) -> Iterator[Metric]:
+        for registry in self.registries:
+            yield from registry.collect()
 
 
 def _registry() -> CollectorRegistry:
