@@ -28,9 +28,7 @@ from functools import partial
 from typing import Any, ClassVar, Generic, TypeVar
 
 from django.conf import settings
-from django.core import exceptions as django_exceptions
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, transaction
-from django.http import Http404
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, transaction
 
 from orchestration import registry
 from orchestration.context import (
@@ -40,17 +38,7 @@ from orchestration.context import (
     current_request_id,
     new_request_id,
 )
-from orchestration.errors import (
-    DatabaseUnavailable,
-    DefinitionError,
-    InternalError,
-    NotFound,
-    OrchestrationError,
-    PermissionDenied,
-    StepTimeout,
-    ValidationFailed,
-    internal_error,
-)
+from orchestration.errors import DefinitionError, InternalError, StepTimeout, classify
 from orchestration.metrics import OrchestratorMetrics, StepMetrics
 from orchestration.result import OrchestratorResult, StepRecord
 from orchestration.steps import Step
@@ -109,38 +97,9 @@ class _Abort(Exception):
     """Leaves the transaction block so that it rolls back."""
 
 
-def error_from_exception(step: str, exc: BaseException, request_id: str) -> StepError:
-    """Translate a step's exception into what the client is told.
-
-    Typed errors keep their code and message; Django's own "not found",
-    "permission denied" and validation errors map to their typed twins; a lost
-    database connection is a 503; anything else is logged with its traceback
-    and reported as ``internal_error`` without internals.
-    """
-    if isinstance(exc, OrchestrationError):
-        typed = exc
-    elif isinstance(exc, django_exceptions.ObjectDoesNotExist | Http404):
-        typed = NotFound()
-    elif isinstance(exc, django_exceptions.PermissionDenied):
-        typed = PermissionDenied()
-    elif isinstance(exc, django_exceptions.ValidationError):
-        details = (
-            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        )
-        typed = ValidationFailed(details=details)
-    elif isinstance(exc, OperationalError | InterfaceError):
-        logger.warning(
-            "step %s: database unavailable: %s", step, exc, extra={"request_id": request_id}
-        )
-        typed = DatabaseUnavailable()
-    else:
-        logger.error(
-            "step %s failed with an unexpected error",
-            step,
-            exc_info=(type(exc), exc, exc.__traceback__),
-            extra={"request_id": request_id},
-        )
-        typed = internal_error(request_id)
+def error_from_exception(step: str, exc: BaseException) -> StepError:
+    """What the client is told of a step's exception (see ``errors.classify``)."""
+    typed = classify(exc, where=f"step {step}")
     return StepError(
         step=step,
         code=typed.code,
@@ -326,7 +285,7 @@ class _Run:
         except DatabaseError as exc:
             # Beginning or committing the transaction failed: nothing was written.
             if self.failure is None:
-                self.failure = error_from_exception(TRANSACTION_STEP, exc, self.ctx.request_id)
+                self.failure = error_from_exception(TRANSACTION_STEP, exc)
 
     def _run_main(self) -> bool:
         """Run the in-transaction steps; False when a critical step failed."""
@@ -467,7 +426,7 @@ class _Run:
         metrics: StepMetrics | None,
         elapsed_ns: int,
     ) -> None:
-        error = error_from_exception(step.name, exc, self.ctx.request_id)
+        error = error_from_exception(step.name, exc)
         record.error = error
         record.status = "timed_out" if isinstance(exc, StepTimeout) else "failed"
         if metrics is not None:
