@@ -19,6 +19,7 @@ Semantics, in the order they apply (see README.md):
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
 from collections.abc import Sequence
@@ -38,7 +39,13 @@ from orchestration.context import (
     current_request_id,
     new_request_id,
 )
-from orchestration.errors import DefinitionError, InternalError, StepTimeout, classify
+from orchestration.errors import (
+    DefinitionError,
+    InternalError,
+    StepTimeout,
+    TransactionConflict,
+    classify,
+)
 from orchestration.metrics import OrchestratorMetrics, StepMetrics
 from orchestration.result import OrchestratorResult, StepRecord
 from orchestration.steps import Step
@@ -115,14 +122,17 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
 
     Class options: ``atomic`` (default True: one transaction for the run),
     ``database`` (the alias), ``metric_name`` (defaults to the class name in
-    snake case without the ``Orchestrator`` suffix). Pass ``abstract=True`` in
-    the class statement for an intermediate base with no pipeline.
+    snake case without the ``Orchestrator`` suffix), ``conflict_attempts``
+    (runs of a pipeline whose transaction the database aborted for a deadlock
+    or a serialization failure, see ``execute``). Pass ``abstract=True`` in the
+    class statement for an intermediate base with no pipeline.
     """
 
     pipeline: ClassVar[Sequence[Step[Any]]] = ()
     atomic: ClassVar[bool] = True
     database: ClassVar[str] = DEFAULT_DB_ALIAS
     metric_name: ClassVar[str] = ""
+    conflict_attempts: ClassVar[int] = 3
 
     _checked_pipeline: ClassVar[tuple[Step[Any], ...]] = ()
     _metrics: ClassVar[OrchestratorMetrics | None] = None
@@ -169,24 +179,42 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
         request_id: str | None = None,
         **extra: Any,
     ) -> OrchestratorResult[ResultT]:
-        """Run the pipeline. Raises only for programming errors, never for a step failure."""
+        """Run the pipeline. Raises only for programming errors, never for a step failure.
+
+        When the database aborts the run's transaction to break a deadlock or a
+        serialization conflict, nothing of the run was written: if no step with
+        an external effect (one with a compensation) had completed either, the
+        whole run starts again from a new context, up to ``conflict_attempts``
+        runs. Otherwise, or when the transaction is not the run's own (an outer
+        ``atomic`` block), the answer is the 409 ``transaction_conflict``.
+        """
         request_id = request_id or current_request_id.get() or new_request_id()
         token = current_request_id.set(request_id)
         try:
-            ctx = self.initialize_context(input, user=user, request_id=request_id, **extra)
-            if not isinstance(ctx, OperationContext):
-                raise TypeError(
-                    f"{type(self).__name__}.initialize_context() returned {type(ctx).__name__}, "
-                    "not an OperationContext."
-                )
-            run = _Run(self, ctx, self._steps(), self._step_metrics())
-            result = run.execute()
+            for attempt in range(1, self.conflict_attempts + 1):
+                ctx = self.initialize_context(input, user=user, request_id=request_id, **extra)
+                if not isinstance(ctx, OperationContext):
+                    raise TypeError(
+                        f"{type(self).__name__}.initialize_context() returned "
+                        f"{type(ctx).__name__}, not an OperationContext."
+                    )
+                owns_transaction = self.atomic and not self._in_outer_transaction()
+                run = _Run(self, ctx, self._steps(), self._step_metrics())
+                result = run.execute()
+                if not (owns_transaction and run.may_run_again()):
+                    break
+                if attempt < self.conflict_attempts:
+                    logger.info("transaction conflict: running %s again", self.metric_name)
+                    time.sleep(random.uniform(0.005, 0.02) * attempt)
         finally:
             current_request_id.reset(token)
         runs = collected_runs.get()
         if runs is not None:
             runs.append(result)
         return result
+
+    def _in_outer_transaction(self) -> bool:
+        return transaction.get_connection(self.database).in_atomic_block
 
     def _steps(self) -> tuple[Step[Any], ...]:
         cls = type(self)
@@ -271,6 +299,15 @@ class _Run:
             warnings=list(self.ctx.errors),
             duration_ms=elapsed_ns / 1e6,
             steps=self.records,
+        )
+
+    def may_run_again(self) -> bool:
+        """The database aborted the run for a concurrent one, and no external effect
+        had happened (no step with a compensation had completed)."""
+        return (
+            self.failure is not None
+            and self.failure.code == TransactionConflict.code
+            and not self.completed
         )
 
     def _run_in_transaction(self) -> None:
