@@ -40,13 +40,6 @@ AUTH_TIME_CLAIM = "auth_time"
 class SessionRefreshToken(RefreshToken):
     """A refresh token whose expiry never passes the session's maximum age."""
 
-    @classmethod
-    def for_user(cls, user: Any) -> SessionRefreshToken:
-        token = super().for_user(user)
-        token[AUTH_TIME_CLAIM] = datetime_to_epoch(token.current_time)
-        token.set_exp()
-        return token
-
     def set_exp(
         self,
         claim: str = "exp",
@@ -62,6 +55,14 @@ class SessionRefreshToken(RefreshToken):
 
 class TokenObtainPairSerializer(jwt_serializers.TokenObtainPairSerializer):
     token_class = SessionRefreshToken
+
+    @classmethod
+    def get_token(cls, user: Any) -> Token:
+        """A new session's first refresh token: the login time starts its maximum age."""
+        token = super().get_token(user)
+        token[AUTH_TIME_CLAIM] = datetime_to_epoch(token.current_time)
+        token.set_exp()
+        return token
 
 
 class TokenRefreshSerializer(jwt_serializers.TokenRefreshSerializer):

@@ -20,4 +20,4 @@ class HashedStaticFilesStorage(ManifestStaticFilesStorage):
     def url(self, name: str | None, force: bool = False) -> str:
         if not self.hashed_files:
             return FileSystemStorage.url(self, name)
-        return super().url(name, force)
+        return super().url(name, force)  # type: ignore[arg-type]  # stubs: name is optional

@@ -17,7 +17,7 @@ from rest_framework_simplejwt import views as jwt_views
 
 from config.clients import client_ip
 from config.local_apps import LOCAL_APPS
-from config.lockout import lockout_response
+from config.lockout import cool_off_seconds, lockout_body
 from orchestration import views as ops_views
 from orchestration.drf import error_responses
 
@@ -53,7 +53,8 @@ class ThrottledTokenObtainPairView(jwt_views.TokenObtainPairView):
     def handle_exception(self, exc: Exception) -> Response:
         # Axes flags the request it was given, DRF's, which its middleware never sees.
         if getattr(self.request, "axes_locked_out", False):
-            return lockout_response(self.request)
+            headers = {"Retry-After": str(cool_off_seconds())}
+            return Response(lockout_body(), status=429, headers=headers)
         return super().handle_exception(exc)
 
 

@@ -168,7 +168,7 @@ def classify(exc: BaseException | None, *, where: str, log: bool = True) -> Orch
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         )
         return ValidationFailed(details=details)
-    framework = _classify_request_error(exc)
+    framework = None if exc is None else _classify_request_error(exc)
     if framework is not None:
         return framework
     if exc is not None and is_transaction_conflict(exc):

@@ -8,9 +8,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.http.response import HttpResponseRedirectBase
 from django.middleware import common
+from django.utils.http import escape_leading_slashes
 
 from orchestration.context import current_request_id, new_request_id
 from orchestration.engine import collected_runs
@@ -74,13 +75,15 @@ class CommonMiddleware(common.CommonMiddleware):
     308, which clients follow with the same method and body: a 301 turns a POST
     into a GET, and with DEBUG on Django raises instead of redirecting."""
 
-    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    def process_response(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
         if (
             request.method not in SAFE_METHODS
             and response.status_code == 404
             and self.should_redirect_with_slash(request)
         ):
-            path = common.escape_leading_slashes(request.get_full_path(force_append_slash=True))
+            path = escape_leading_slashes(request.get_full_path(force_append_slash=True))
             return HttpResponsePermanentRedirectKeepingMethod(path)
         return super().process_response(request, response)
 

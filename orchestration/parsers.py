@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from django.http.multipartparser import parse_header_parameters
+from django.utils.http import parse_header_parameters
 from rest_framework import exceptions, parsers
 
 #: Nesting of objects and arrays deeper than this is refused.
@@ -50,10 +50,9 @@ def check_structure(data: Any) -> None:
             if isinstance(value, dict):
                 for key in value:
                     _check_text(key)
-                items = value.values()
+                pending.extend((item, depth + 1) for item in value.values())
             else:
-                items = value
-            pending.extend((item, depth + 1) for item in items)
+                pending.extend((item, depth + 1) for item in value)
 
 
 def _check_text(text: str) -> None:
