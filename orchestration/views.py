@@ -10,6 +10,7 @@ from django.db import DatabaseError, connections
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 from django_prometheus.exports import ExportToDjangoView
 
@@ -83,7 +84,8 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     return defaults.page_not_found(request, exception)
 
 
-def api_not_found(request: HttpRequest, path: str = "") -> JsonResponse:
+@csrf_exempt
+def api_not_found(request: HttpRequest) -> JsonResponse:
     """The last route under /api/: an unknown API URL is a 404 in the error shape,
     also with DEBUG on, where Django would otherwise answer its HTML debug page."""
     return api_error(request, Http404())

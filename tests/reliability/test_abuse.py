@@ -356,6 +356,12 @@ def test_an_unknown_api_url_is_a_json_404_even_in_debug(
     assert_envelope(response, 404, "not_found")
 
 
+def test_a_post_to_an_unknown_api_url_with_a_session_is_a_json_404(user: User) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    assert_envelope(client.post("/api/orders/nope/cancel/"), 404, "not_found")
+
+
 def test_a_chunked_body_without_a_length_is_a_411() -> None:
     from orchestration.middleware import RequestBodyMiddleware
 
