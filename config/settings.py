@@ -293,4 +293,6 @@ LOGGING = {
         },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # django-axes logs every failed login at INFO; its warnings (lockouts) are enough.
+    "loggers": {"axes": {"level": "WARNING"}},
 }
