@@ -8,7 +8,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from orchestration.errors import error_body
+from orchestration.envelope import error_body
 from orchestration.views import API_PREFIX
 
 

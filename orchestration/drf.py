@@ -12,7 +12,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
 from orchestration.engine import BaseOrchestrator
-from orchestration.errors import classify, error_body, typed_error_body
+from orchestration.envelope import error_body, typed_error_body
+from orchestration.errors import classify
 from orchestration.result import OrchestratorResult
 
 

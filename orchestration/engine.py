@@ -28,10 +28,10 @@ from contextvars import ContextVar
 from functools import partial
 from typing import Any, ClassVar, Generic, TypeVar
 
-from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, transaction
 
 from orchestration import registry
+from orchestration.conf import get_config
 from orchestration.context import (
     OperationContext,
     StepError,
@@ -229,7 +229,7 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
 
     @classmethod
     def _step_metrics(cls) -> OrchestratorMetrics | None:
-        if not settings.ORCHESTRATION.get("METRICS", True):
+        if not get_config()["METRICS"]:
             return None
         if cls.__dict__.get("_metrics") is None:
             cls._metrics = OrchestratorMetrics(cls.metric_name)

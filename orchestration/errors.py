@@ -19,7 +19,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404
 from django.http.multipartparser import MultiPartParserError
 
-from orchestration.context import current_request_id, new_request_id
+from orchestration.context import current_request_id
 
 logger = logging.getLogger("orchestration")
 
@@ -204,20 +204,6 @@ def _classify_request_error(exc: BaseException) -> OrchestrationError | None:
     ):
         return BadRequest()
     return None
-
-
-def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    """The error shape of a failure outside any pipeline (``step`` is null)."""
-    return {
-        "success": False,
-        "error": {"step": None, "code": code, "message": message, "details": details or {}},
-        "request_id": current_request_id.get() or new_request_id(),
-    }
-
-
-def typed_error_body(error: OrchestrationError) -> dict[str, Any]:
-    """``error_body`` for a typed error: its code, message and details."""
-    return error_body(error.code, error.message, error.details)
 
 
 class DefinitionError(TypeError):

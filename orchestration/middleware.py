@@ -15,7 +15,7 @@ from django.utils.http import escape_leading_slashes
 
 from orchestration.context import current_request_id, new_request_id
 from orchestration.engine import collected_runs
-from orchestration.errors import error_body
+from orchestration.envelope import error_body
 from orchestration.result import OrchestratorResult
 
 #: An incoming X-Request-ID is kept only when it looks like an id: anything else

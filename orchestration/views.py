@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import hmac
+import os
 import sys
 
-from django.conf import settings
 from django.db import DatabaseError, connections
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
-from django_prometheus.exports import ExportToDjangoView
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    generate_latest,
+    multiprocess,
+)
 
-from orchestration.errors import classify, typed_error_body
+from orchestration.conf import get_config
+from orchestration.envelope import typed_error_body
+from orchestration.errors import classify
 
 API_PREFIX = "/api/"
 
@@ -45,15 +53,24 @@ def ready(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus exposition (all workers under gunicorn), behind METRICS_TOKEN if set."""
-    token = settings.METRICS_TOKEN
+    """Prometheus exposition (all workers under gunicorn), behind ``METRICS_TOKEN`` if set."""
+    token = get_config()["METRICS_TOKEN"]
     if token:
         supplied = request.headers.get("Authorization", "")
         if not hmac.compare_digest(supplied.encode(), f"Bearer {token}".encode()):
             response = HttpResponse("metrics require a bearer token\n", status=401)
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
-    return ExportToDjangoView(request)
+    return HttpResponse(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)
+
+
+def _registry() -> CollectorRegistry:
+    """Every worker's samples in multiprocess mode, this process's otherwise."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
 
 
 def api_error(request: HttpRequest, exc: BaseException | None, *, log: bool = True) -> JsonResponse:
