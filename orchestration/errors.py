@@ -16,7 +16,7 @@ from typing import Any
 
 from django.core import exceptions as django_exceptions
 from django.db import DatabaseError, InterfaceError, OperationalError
-from django.http import Http404
+from django.http import Http404, UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
 
 from orchestration.context import current_request_id
@@ -198,6 +198,8 @@ def _classify_request_error(exc: BaseException) -> OrchestrationError | None:
         )
     if isinstance(exc, UnicodeError):
         return BadRequest("The request is not valid UTF-8.", code="invalid_encoding")
+    if isinstance(exc, UnreadablePostError):
+        return BadRequest("The request body could not be read to its end.", code="unreadable_body")
     if isinstance(
         exc,
         django_exceptions.SuspiciousOperation | django_exceptions.BadRequest | MultiPartParserError,

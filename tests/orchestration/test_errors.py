@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core import exceptions as django_exceptions
 from django.db import OperationalError, connections
-from django.http import Http404
+from django.http import Http404, UnreadablePostError
 from django.urls import path
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -56,6 +56,7 @@ def database_error(state_error: type[Exception]) -> OperationalError:
             400,
             "invalid_encoding",
         ),
+        (UnreadablePostError("client went away"), 400, "unreadable_body"),
         (database_error(psycopg.errors.DeadlockDetected), 409, "transaction_conflict"),
         (database_error(psycopg.errors.SerializationFailure), 409, "transaction_conflict"),
         (database_error(psycopg.errors.AdminShutdown), 503, "database_unavailable"),
