@@ -20,6 +20,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models.signals import post_save, pre_save
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
+from rest_framework import serializers
 from rest_framework_simplejwt import serializers as jwt_serializers
 from rest_framework_simplejwt.authentication import AUTH_HEADER_TYPE_BYTES
 from rest_framework_simplejwt.authentication import JWTAuthentication as BaseJWTAuthentication
@@ -55,6 +56,15 @@ class SessionRefreshToken(RefreshToken):
 
 class TokenObtainPairSerializer(jwt_serializers.TokenObtainPairSerializer):
     token_class = SessionRefreshToken
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # No longer than the model allows: a longer one cannot exist, and the login
+        # lockout records the username of every failed attempt.
+        field = get_user_model()._meta.get_field(self.username_field)
+        self.fields[self.username_field] = serializers.CharField(
+            write_only=True, max_length=getattr(field, "max_length", None)
+        )
 
     @classmethod
     def get_token(cls, user: Any) -> Token:

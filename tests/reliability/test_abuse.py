@@ -144,6 +144,13 @@ def test_the_lockout_is_per_username_and_address(user: User, django_user_model: 
     assert login(client, "bystander", PASSWORD, REMOTE_ADDR="198.51.100.1").status_code == 200
 
 
+def test_a_username_longer_than_any_user_can_have_is_a_400(user: User) -> None:
+    """The lockout records failed usernames: one too long to store was a 500 on PostgreSQL."""
+    response = login(APIClient(), "\U0001d54f" * 2000, "guess")
+    body = assert_envelope(response, 400, "validation_failed")
+    assert "username" in body["error"]["details"]
+
+
 def test_the_lockout_ends_after_the_cool_off(user: User) -> None:
     client = APIClient()
     for n in range(settings.AXES_FAILURE_LIMIT):
