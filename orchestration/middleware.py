@@ -13,8 +13,7 @@ from django.http.response import HttpResponseRedirectBase
 from django.middleware import common
 from django.utils.http import escape_leading_slashes
 
-from orchestration.context import current_request_id, new_request_id
-from orchestration.engine import collected_runs
+from orchestration.context import collected_runs, current_request_id, new_request_id
 from orchestration.envelope import error_body
 from orchestration.result import OrchestratorResult
 

@@ -13,6 +13,8 @@ from django.contrib.auth.models import User
 from django.core import mail
 from rest_framework.test import APIRequestFactory
 
+from orchestration.testing import isolated_registry
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -26,8 +28,9 @@ def example() -> Iterator[types.ModuleType]:
     module = types.ModuleType("tests.readme_example")
     sys.modules[module.__name__] = module  # dataclasses resolve annotations through it
     try:
-        exec(compile(readme_python_blocks()[0], str(README), "exec"), module.__dict__)
-        yield module
+        with isolated_registry():
+            exec(compile(readme_python_blocks()[0], str(README), "exec"), module.__dict__)
+            yield module
     finally:
         del sys.modules[module.__name__]
 
@@ -44,7 +47,7 @@ def test_the_example_signs_up_and_sends_the_welcome_after_commit(example):
 
     assert body["status"] == 201
     assert body["data"] == {"id": User.objects.get(username="ada").pk, "username": "ada"}
-    assert set(body["metrics"]) == {"create_account", "send_welcome"}
+    assert set(body["metrics"]) == {"validate_sign_up", "create_account", "send_welcome"}
     assert [message.to for message in mail.outbox] == [["ada@example.com"]]
 
 
@@ -67,3 +70,16 @@ def test_the_testing_snippet_runs(example):
     exec(readme_python_blocks()[1], namespace)
 
     assert User.objects.filter(username="ada").exists()
+
+
+@pytest.mark.django_db
+def test_the_example_checks_its_input_in_the_first_step(example):
+    body = post_sign_up(example, {"username": "ada", "email": "not an address"})
+
+    assert body["status"] == 400
+    assert (body["error"]["step"], body["error"]["code"]) == (
+        "validate_sign_up",
+        "validation_failed",
+    )
+    assert "email" in body["error"]["details"]
+    assert not User.objects.filter(username="ada").exists()

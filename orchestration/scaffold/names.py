@@ -11,8 +11,7 @@ import keyword
 import re
 from dataclasses import dataclass
 
-from orchestration.engine import TRANSACTION_STEP
-from orchestration.steps import STEP_NAME
+from orchestration.steps import NAME, TRANSACTION_STEP
 
 
 class ScaffoldError(Exception):
@@ -63,6 +62,16 @@ class ServiceName:
     def input(self) -> str:
         return f"{self.pascal}Input"
 
+    @property
+    def validator(self) -> str:
+        """The generated first operation, which checks the input."""
+        return f"validate_{self.snake}"
+
+    @property
+    def steps_constant(self) -> str:
+        """The list of (step, critical) the generated pipeline test compares with."""
+        return f"{self.snake.upper()}_STEPS"
+
 
 def _require_identifier(kind: str, name: str) -> None:
     if not name:
@@ -104,9 +113,10 @@ def service_name(name: str) -> ServiceName:
             "The service name must say what the service does, not only 'Orchestrator'."
         )
     service = ServiceName(pascal)
-    if not STEP_NAME.match(service.snake):
+    if not NAME.match(service.validator):
         raise ScaffoldError(
-            f"Service name {name!r} is too long (its metric name must fit 63 characters)."
+            f"Service name {name!r} is too long: its first step, {service.validator}, "
+            "must fit 63 characters."
         )
     return service
 
@@ -115,7 +125,7 @@ def operation_name(name: str) -> str:
     """One operation: a lower_snake_case function name that is also a valid step name."""
     name = name.strip()
     _require_identifier("operation name", name)
-    if not STEP_NAME.match(name):
+    if not NAME.match(name):
         raise ScaffoldError(
             f"Operation name {name!r} must be lower_snake_case (letters, digits, underscores, "
             "starting with a letter, at most 63 characters): it is a function and a step name."

@@ -28,6 +28,7 @@ from orchestration import (
 )
 from orchestration import views as ops_views
 from orchestration.errors import classify
+from orchestration.testing import isolated_registry
 
 pytestmark = pytest.mark.urls(__name__)
 
@@ -95,14 +96,20 @@ class RaisingView(APIView):
         raise self.raised
 
 
-class FailingPipeline(BaseOrchestrator[OperationContext, None, BaseException]):
-    pipeline = (Step("fail", lambda ctx: (_ for _ in ()).throw(ctx.metadata["raise"])),)
+def fail_with_input(ctx: OperationContext) -> OperationContext:
+    raise ctx.metadata["raise"]
 
-    def initialize_context(self, input: BaseException, **kwargs: Any) -> OperationContext:
-        return OperationContext(metadata={"raise": input}, **kwargs)
 
-    def build_result(self, ctx: OperationContext) -> None:
-        return None
+with isolated_registry():  # out of what commands list and dashboards show
+
+    class FailingPipeline(BaseOrchestrator[OperationContext, None, BaseException]):
+        pipeline = (Step("fail", fail_with_input),)
+
+        def initialize_context(self, input: BaseException, **kwargs: Any) -> OperationContext:
+            return OperationContext(metadata={"raise": input}, **kwargs)
+
+        def build_result(self, ctx: OperationContext) -> None:
+            return None
 
 
 def plain_view(request: Any) -> Any:
