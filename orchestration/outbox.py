@@ -212,7 +212,7 @@ def run_queued(entry_id: str) -> str:
         try:
             ctx = restore(entry.payload)
         except Exception as exc:
-            error = error_from_exception(step.name, exc, entry.request_id)
+            error = error_from_exception(step.name, exc)
         else:
             ctx.metadata["dedupe_key"] = str(entry.pk)
             run = _Run(orchestrator(), ctx, (step,), orchestrator._step_metrics(), worker=True)
