@@ -10,7 +10,7 @@ DEV_ENV := DJANGO_DEBUG=1
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[drf,dashboards]" --group dev
 	touch $(STAMP)
 
 install: $(STAMP)

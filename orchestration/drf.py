@@ -6,6 +6,11 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from orchestration.extras import require
+
+require("drf", "rest_framework", "drf_spectacular", feature="orchestration.drf")
+
+# ruff: noqa: E402 (the imports that need the extra follow the check)
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError

@@ -8,12 +8,11 @@ import importlib
 import types
 import typing
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from orchestration.scaffold.names import ScaffoldError, ServiceName, operation_name
 from orchestration.scaffold.plan import Plan, render
-from orchestration.scaffold.project import resolve_app
+from orchestration.scaffold.project import Project, resolve_app
 from orchestration.scaffold.service import Operation, add_operation_test
 from orchestration.scaffold.sources import (
     append_to_list,
@@ -27,7 +26,7 @@ _SAMPLES: dict[Any, str] = {str: '"sample"', int: "1", float: "1.0", bool: "True
 
 
 def plan_operation(
-    root: Path,
+    project: Project,
     *,
     app: str,
     orchestrator: str,
@@ -36,9 +35,9 @@ def plan_operation(
     tests: bool = True,
 ) -> Plan:
     """Every file change `generate operation` makes, checked but not written."""
-    app = resolve_app(root, app, allow_new=False).name
+    app = resolve_app(project, app, allow_new=False).name
     operation = Operation(operation_name(name), critical=not best_effort)
-    plan = Plan(root)
+    plan = Plan(project.root)
     path = f"{app}/orchestrators.py"
     source = plan.read(path)
     if source is None:

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestration import registry
+from orchestration.extras import MissingExtra, require
 from orchestration.scaffold.names import ScaffoldError, ServiceName
 from orchestration.scaffold.plan import Plan, render
-from orchestration.scaffold.project import LOCAL_APPS_FILE, App, add_local_app
+from orchestration.scaffold.project import App, Project, register_app
 from orchestration.scaffold.sources import append_to_list, find_list, merge_module, parse
 
 SAMPLE_NOTE = "A sample note"
@@ -60,11 +61,16 @@ def _check_free(spec: ServiceSpec) -> None:
         raise ScaffoldError(f"Model name {spec.model!r} is one of the service's own type names.")
 
 
-def plan_service(root: Path, spec: ServiceSpec) -> Plan:
+def plan_service(project: Project, spec: ServiceSpec) -> Plan:
     """Every file change `generate service` makes, checked but not written."""
     _check_free(spec)
+    if spec.route:
+        try:
+            require("drf", "rest_framework", "drf_spectacular", feature="A route")
+        except MissingExtra as exc:
+            raise ScaffoldError(f"{exc}; or pass --no-route.") from exc
     app = spec.app.name
-    plan = Plan(root)
+    plan = Plan(project.root)
     context = {
         "app": app,
         "app_title": spec.app.title,
@@ -85,7 +91,7 @@ def plan_service(root: Path, spec: ServiceSpec) -> Plan:
         plan.create(f"{app}/__init__.py", render("app_init", **context))
         plan.create(f"{app}/apps.py", render("apps", **context))
         plan.create(f"{app}/migrations/__init__.py", "")
-        plan.edit(LOCAL_APPS_FILE, add_local_app(plan.read(LOCAL_APPS_FILE) or "", app))
+        register_app(plan, project, app)
 
     plan.merge(f"{app}/types.py", render("types", **context))
     plan.ensure(
@@ -132,7 +138,7 @@ def plan_service(root: Path, spec: ServiceSpec) -> Plan:
         if spec.route:
             plan.merge(f"{app}/tests/test_views.py", render("test_views", **context))
 
-    if not spec.app.exists and spec.tests and not _collected_by_pytest(root, app):
+    if not spec.app.exists and spec.tests and not _collected_by_pytest(project.root, app):
         plan.reminders.append(
             f"Add {app!r} to testpaths in pyproject.toml so that the whole suite runs its tests."
         )
