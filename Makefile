@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_ENV := DJANGO_DEBUG=1
 
-.PHONY: install system-deps run test lint format bench serve clean
+.PHONY: install system-deps run test matrix lint format bench serve clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ serve: install
 test: install
 	$(BIN)/python -m pytest
 
+# Every supported Python (3.11 and newer; pyenv's are found too) with Django 5.2 LTS, in
+# environments of their own under .nox/ (noxfile.py). NOX_ARGS picks sessions: --python 3.13
+matrix: install
+	PYENV_VERSION="$$(pyenv versions --bare 2>/dev/null | tr '\n' ':')$${PYENV_VERSION:-}" \
+		$(BIN)/nox $(NOX_ARGS)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -54,4 +60,4 @@ bench: install system-deps
 	$(BIN)/python -m pytest tests/bench -m bench -s -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) db.sqlite3 var .pytest_cache .ruff_cache
+	rm -rf $(VENV) .nox dist db.sqlite3 var .pytest_cache .ruff_cache
