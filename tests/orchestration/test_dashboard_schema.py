@@ -16,10 +16,15 @@ from typing import Any
 import jsonschema
 import pytest
 
-from orchestration import dashboards, registry
+from orchestration import OperationContext, Retry, Step, dashboards, registry
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SCHEMA = ROOT.parent / "shared" / "grafana" / "dashboard.jsonschema.json"
+
+
+def _noop(ctx: OperationContext) -> OperationContext:
+    return ctx
+
 
 #: Every kind of step, so that every panel builder's output is validated.
 EVERY_PANEL = {
@@ -27,8 +32,10 @@ EVERY_PANEL = {
     "class": "tests.EveryPanel",
     "atomic": True,
     "steps": [
-        {"name": "a", "critical": True, "retry": {}, "compensated": True, "conditional": True},
-        {"name": "b", "critical": False, "retry": None, "compensated": False, "conditional": False},
+        Step(
+            "a", _noop, retry=Retry(attempts=2), compensate=_noop, when=lambda ctx: True
+        ).describe(),
+        Step("b", _noop, critical=False, after_commit=True).describe(),
     ],
 }
 
