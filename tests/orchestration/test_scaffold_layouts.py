@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from orchestration.scaffold import ScaffoldError
+from orchestration.scaffold.names import ScaffoldError
 from orchestration.scaffold.project import find_project
 
 SETTINGS = """INSTALLED_APPS = [
