@@ -27,10 +27,28 @@ DEFAULTS: dict[str, Any] = {
     "METRICS": True,
     # When set, the metrics view answers only requests with ``Authorization: Bearer <token>``.
     "METRICS_TOKEN": "",
+    # Seconds a run holds its journaled effects before ``recover_effects`` may undo them:
+    # longer than any run can live (gunicorn's worker timeout).
+    "EFFECT_LEASE": 120.0,
+    # On PostgreSQL, make the journal's pre-call commit wait for the disk too.
+    "JOURNAL_SYNCHRONOUS_COMMIT": False,
 }
 
 #: The type each key must have (``manage.py check`` reports another one).
-TYPES: dict[str, type] = {"METRICS": bool, "METRICS_TOKEN": str}
+TYPES: dict[str, type] = {
+    "METRICS": bool,
+    "METRICS_TOKEN": str,
+    "EFFECT_LEASE": float,
+    "JOURNAL_SYNCHRONOUS_COMMIT": bool,
+}
+
+
+def well_typed(key: str, value: Any) -> bool:
+    """Whether ``value`` has the type of setting ``key`` (an int will do for a float)."""
+    expected = TYPES[key]
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return True
+    return isinstance(value, expected)
 
 
 def user_settings() -> Mapping[str, Any]:
@@ -44,7 +62,7 @@ def get_config() -> dict[str, Any]:
     """The defaults, overridden by every well-typed key the project sets."""
     config = dict(DEFAULTS)
     for key, value in user_settings().items():
-        if key in TYPES and isinstance(value, TYPES[key]):
+        if key in TYPES and well_typed(key, value):
             config[key] = value
     return config
 
