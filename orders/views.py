@@ -20,7 +20,6 @@ from orchestration.drf import envelope_response, error_responses, orchestrated_s
 from orders import idempotency
 from orders.models import Order, Product
 from orders.orchestrators import CancelOrder, CreateOrder
-from orders.parsers import JSONParser
 from orders.serializers import (
     MAX_ID,
     CreateOrderSerializer,
@@ -102,7 +101,6 @@ class OrderListCreateView(generics.ListAPIView):
     """The signed-in user's orders (newest first, paginated); POST places one."""
 
     serializer_class = OrderSerializer
-    parser_classes = (JSONParser,)
 
     def get_queryset(self) -> QuerySet[Order]:
         return Order.objects.filter(owner_id=self.request.user.pk).prefetch_related(
@@ -180,8 +178,6 @@ class OrderDetailView(generics.RetrieveAPIView):
 
 
 class CancelOrderView(APIView):
-    parser_classes = (JSONParser,)
-
     @orchestrated_schema(
         CancelOrder,
         data=OrderSerializer,
