@@ -10,7 +10,7 @@ DEV_ENV := DJANGO_DEBUG=1
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[drf,dashboards]" --group dev
+	$(BIN)/python -m pip install --quiet -e ".[drf,dashboards,opentelemetry]" --group dev
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -60,7 +60,7 @@ format: install
 # Engine overhead and memory run on DATABASE_URL (SQLite by default); the
 # end-to-end run needs the local PostgreSQL (BENCH_DATABASE_URL names a bench_* database).
 bench: install system-deps
-	$(BIN)/python -m pip install --quiet -e ".[drf,dashboards]" --group dev --group bench
+	$(BIN)/python -m pip install --quiet -e ".[drf,dashboards,opentelemetry]" --group dev --group bench
 	$(BIN)/python -m pytest tests/bench -m bench -s -p no:cacheprovider
 
 clean:
