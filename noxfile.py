@@ -22,7 +22,9 @@ nox.options.reuse_existing_virtualenvs = True
 def tests(session: nox.Session, django: str) -> None:
     # Dependency groups (`--group`) need a newer pip than some Pythons bundle.
     session.install("--quiet", "--upgrade", "pip")
-    session.install("--quiet", "-e", ".[drf,dashboards,opentelemetry]", "--group", "dev", f"Django~={django}.0")
+    session.install(
+        "--quiet", "-e", ".[drf,dashboards,opentelemetry]", "--group", "dev", f"Django~={django}.0"
+    )
     session.run(
         "python",
         "-m",
