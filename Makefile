@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_ENV := DJANGO_DEBUG=1
+PORT ?= 8000
 
 .PHONY: install system-deps run test lint format bench serve clean
 
@@ -13,7 +14,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) .env
+
+# Development settings for `manage.py` run by hand (with the virtual environment active);
+# config/settings.py reads them. Written once: an existing .env is never overwritten.
+.env:
+	printf '%s\n' \
+		'# Development settings, written by `make install` and read by config/settings.py.' \
+		'# Never committed. Variables set in the environment win; production sets its own.' \
+		'DJANGO_DEBUG=1' > $@
 
 # Debian packages the integration tests use: Prometheus and promtool, Chromium for
 # the documentation pages; wrk drives the end-to-end benchmark. Installed only
@@ -26,11 +35,12 @@ system-deps:
 run: install
 	$(DEV_ENV) $(BIN)/python manage.py migrate --no-input
 	$(DEV_ENV) $(BIN)/python manage.py seed_demo
-	$(DEV_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(DEV_ENV) $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 # Production-like: gunicorn with several workers (WEB_CONCURRENCY), DEBUG off, so
-# DJANGO_SECRET_KEY (and DJANGO_ALLOWED_HOSTS) must come from the environment.
+# DJANGO_SECRET_KEY (and DJANGO_ALLOWED_HOSTS) must come from the environment, not .env.
 PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus-multiproc
+serve: export DJANGO_ENV_FILE :=
 serve: install
 	mkdir -p $(PROMETHEUS_MULTIPROC_DIR)
 	$(BIN)/python manage.py migrate --no-input
@@ -44,9 +54,11 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(DEV_ENV) $(BIN)/mypy
 
+# Formats even when some lint errors cannot be fixed automatically, then fails on those.
 format: install
-	$(BIN)/ruff check --fix .
+	$(BIN)/ruff check --fix-only .
 	$(BIN)/ruff format .
+	$(BIN)/ruff check .
 
 # Engine overhead and memory run on DATABASE_URL (SQLite by default); the
 # end-to-end run needs the local PostgreSQL (BENCH_DATABASE_URL names a bench_* database).

@@ -16,6 +16,13 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 
+#: Development defaults that `make install` writes (never committed). Variables already in
+#: the environment win; DJANGO_ENV_FILE names another file, or none when empty (the test
+#: suite and `make serve` read none).
+ENV_FILE = env.str("DJANGO_ENV_FILE", default=str(BASE_DIR / ".env"))
+if ENV_FILE and Path(ENV_FILE).is_file():
+    environ.Env.read_env(ENV_FILE)
+
 
 def _read(name: str, reader, **kwargs):
     """Read one variable, naming it in the error when its value is malformed."""
@@ -235,9 +242,17 @@ if not DEBUG:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "orchestration.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "orchestration.logging.RequestIdFilter"},
+        "skip_logged_errors": {"()": "orchestration.logging.SkipLoggedErrorResponses"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"},
+        "server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
     },
     "handlers": {
         "console": {
@@ -245,6 +260,19 @@ LOGGING = {
             "filters": ["request_id"],
             "formatter": "plain",
         },
+        "server": {"class": "logging.StreamHandler", "formatter": "server"},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # Django's own console handler would print every django.* record a second time.
+        "django": {"handlers": [], "level": "NOTSET", "propagate": True},
+        # runserver's access log, as Django formats it; its 4xx/5xx lines are dropped because
+        # django.request logs them (with the request id).
+        "django.server": {
+            "handlers": ["server"],
+            "filters": ["skip_logged_errors"],
+            "level": "INFO",
+            "propagate": False,
+        },
+    },
 }
