@@ -101,7 +101,8 @@ def test_interactive_mode_asks_every_question_in_order(project: Path) -> None:
     assert not (project / "shelf" / "urls.py").exists()  # no route asked for
     assert not (project / "shelf" / "models.py").exists()  # no model asked for
     assert '"shelf",' in (project / "config" / "local_apps.py").read_text()
-    assert "Next: pytest shelf" in out
+    assert "Next: pytest shelf\n" in out
+    assert "virtual environment active: source .venv/bin/activate" in out
     assert "testpaths" not in out  # pytest collects every app: no reminder needed
 
 

@@ -20,6 +20,10 @@ from orchestration.scaffold.names import (
 from orchestration.scaffold.project import resolve_app
 from orchestration.scaffold.prompts import Prompter, yes_no
 
+#: Where the next steps run: a shell with the project's environment active (manage.py then
+#: reads the development .env that `make install` wrote).
+ACTIVATE_HINT = "     (in a shell with the virtual environment active: source .venv/bin/activate)"
+
 
 class Command(BaseCommand):
     help = (
@@ -164,6 +168,7 @@ class Command(BaseCommand):
             self.stdout.write(reminder)
         if plan.next_steps:
             self.stdout.write("Next: " + " && ".join(plan.next_steps))
+            self.stdout.write(ACTIVATE_HINT)
 
 
 def _flag(value: bool | None) -> str | None:
