@@ -13,6 +13,10 @@ from django.db.models import Q
 MAX_QUANTITY = 1000
 MAX_LINES = 100
 
+#: The one answer (code not_found) for an order that does not exist or is another user's,
+#: whether it is read or cancelled.
+ORDER_NOT_FOUND = "Order not found."
+
 
 class Product(models.Model):
     sku = models.CharField("SKU", max_length=32, unique=True)

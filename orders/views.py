@@ -6,8 +6,9 @@ import dataclasses
 from typing import Any
 
 from django.db.models import QuerySet, prefetch_related_objects
+from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, permissions, status
+from rest_framework import exceptions, generics, permissions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -16,7 +17,7 @@ from rest_framework.views import APIView
 from orchestration import OrchestratorResult
 from orchestration.drf import envelope_response, error_responses, orchestrated_schema
 from orders import idempotency
-from orders.models import Order, Product
+from orders.models import ORDER_NOT_FOUND, Order, Product
 from orders.orchestrators import CancelOrder, CreateOrder
 from orders.parsers import JSONParser
 from orders.serializers import (
@@ -129,6 +130,12 @@ class OrderListCreateView(generics.ListAPIView):
 )
 class OrderDetailView(generics.RetrieveAPIView):
     serializer_class = OrderSerializer
+
+    def get_object(self) -> Order:
+        try:
+            return super().get_object()
+        except Http404:
+            raise exceptions.NotFound(ORDER_NOT_FOUND) from None
 
     def get_queryset(self) -> QuerySet[Order]:
         # Another user's order is a 404: its existence is not disclosed.

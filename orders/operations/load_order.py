@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from orchestration import NotFound
-from orders.models import Order
+from orders.models import ORDER_NOT_FOUND, Order
 from orders.types import CancelOrderContext
 
 
@@ -14,6 +14,6 @@ def load_order(ctx: CancelOrderContext) -> CancelOrderContext:
         .first()
     )
     if order is None:
-        raise NotFound("Order not found.", code="order_not_found")
+        raise NotFound(ORDER_NOT_FOUND)
     ctx.order = order
     return ctx

@@ -43,7 +43,7 @@ def test_load_order_hides_another_users_order(
     outcome = run_step(step_named(CancelOrder, "load_order"), cancel_context(other_user, order))
 
     assert outcome.error is not None
-    assert (outcome.error.status, outcome.error.code) == (404, "order_not_found")
+    assert (outcome.error.status, outcome.error.code) == (404, "not_found")
 
 
 @pytest.mark.parametrize(
