@@ -36,7 +36,9 @@ answered with 413 and a body that is not JSON with 400 (malformed) or 415
 
 Send an `Idempotency-Key` header to make retries safe: the same key with the
 same body returns the first response (status and body, with the header
-`Idempotent-Replayed: true`) and creates nothing new; the same key with another
+`Idempotent-Replayed: true`) and creates nothing new. A replayed body keeps the
+`request_id` of the request that placed the order, which finds that run in the logs;
+the `X-Request-ID` header is the replaying request's own. The same key with another
 body is a 409 `idempotency_key_reused`. A key is consumed only by a request
 that succeeded, so a request that failed (declined card, out of stock,
 gateway unavailable) can be retried with the same key."""
