@@ -69,6 +69,8 @@ def render_order_result(
 class OrderListCreateView(generics.ListAPIView):
     """The signed-in user's orders (newest first, paginated); POST places one."""
 
+    name = "Your orders"  # the browsable API's page title
+
     serializer_class = OrderSerializer
     parser_classes = (JSONParser,)
 
@@ -131,6 +133,7 @@ class OrderListCreateView(generics.ListAPIView):
     responses={200: OrderSerializer, **error_responses(401, 404)},
 )
 class OrderDetailView(generics.RetrieveAPIView):
+    name = "Your order"  # the browsable API's page title
     serializer_class = OrderSerializer
 
     def get_object(self) -> Order:
@@ -147,6 +150,7 @@ class OrderDetailView(generics.RetrieveAPIView):
 
 
 class CancelOrderView(APIView):
+    name = "Cancel your order"  # the browsable API's page title
     parser_classes = (JSONParser,)
 
     @orchestrated_schema(
@@ -175,7 +179,7 @@ class ProductCatalogueView(generics.GenericAPIView):
     responses={200: ProductSerializer(many=True), **error_responses(401, 404)},
 )
 class ProductListView(ProductCatalogueView, generics.ListAPIView):
-    pass
+    name = "Products on sale"  # the browsable API's page title
 
 
 @extend_schema(
@@ -184,4 +188,4 @@ class ProductListView(ProductCatalogueView, generics.ListAPIView):
     responses={200: ProductSerializer, **error_responses(401, 404)},
 )
 class ProductDetailView(ProductCatalogueView, generics.RetrieveAPIView):
-    pass
+    name = "Product"  # the browsable API's page title
