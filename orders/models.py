@@ -17,6 +17,9 @@ MAX_LINES = 100
 #: whether it is read or cancelled.
 ORDER_NOT_FOUND = "Order not found."
 
+#: The permission an operator needs to cancel (and refund) a customer's order.
+CANCEL_ANY_ORDER = "orders.change_order"
+
 
 class Product(models.Model):
     sku = models.CharField("SKU", max_length=32, unique=True)
@@ -86,7 +89,8 @@ class OrderItem(models.Model):
         )
 
     def __str__(self) -> str:
-        return f"{self.quantity} x {self.product_id} in order {self.order_id}"
+        # The product's own title (SKU and name), as the admin shows the line.
+        return f"{self.quantity} x {self.product}"
 
 
 class IdempotencyRecord(models.Model):

@@ -1,18 +1,22 @@
 from __future__ import annotations
 
-from orchestration import NotFound
-from orders.models import ORDER_NOT_FOUND, Order
+from orchestration import NotFound, PermissionDenied
+from orders.models import CANCEL_ANY_ORDER, ORDER_NOT_FOUND, Order
 from orders.types import CancelOrderContext
 
 
 def load_order(ctx: CancelOrderContext) -> CancelOrderContext:
-    """Lock the caller's order; another user's order is reported as missing, not forbidden."""
-    order = (
-        Order.objects.select_for_update()
-        .filter(pk=ctx.input.order_id, owner=ctx.user)
-        .select_related("owner")
-        .first()
-    )
+    """Lock the caller's order; another user's order is reported as missing, not forbidden.
+
+    An operator's cancellation (``any_owner``) loads any customer's order, and needs the
+    permission to change orders.
+    """
+    orders = Order.objects.select_for_update().filter(pk=ctx.input.order_id)
+    if not ctx.input.any_owner:
+        orders = orders.filter(owner=ctx.user)
+    elif ctx.user is None or not ctx.user.has_perm(CANCEL_ANY_ORDER):
+        raise PermissionDenied("Only an operator may cancel another customer's order.")
+    order = orders.select_related("owner").first()
     if order is None:
         raise NotFound(ORDER_NOT_FOUND)
     ctx.order = order
