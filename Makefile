@@ -25,9 +25,9 @@ install: $(STAMP) .env
 		'DJANGO_DEBUG=1' > $@
 
 # Debian packages the integration tests use: Prometheus and promtool, Chromium for
-# the documentation pages; wrk drives the end-to-end benchmark. Installed only
-# when one is missing.
-SYSTEM_PACKAGES := prometheus chromium wrk
+# the documentation pages, curl for the README's walkthrough; wrk drives the end-to-end
+# benchmark. Installed only when one is missing.
+SYSTEM_PACKAGES := prometheus chromium wrk curl
 system-deps:
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); }
