@@ -221,7 +221,6 @@ SPECTACULAR_SETTINGS = {
 }
 
 PAYMENT_GATEWAY = env.str("PAYMENT_GATEWAY", default="orders.payments.FakeGateway")
-METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
@@ -233,9 +232,12 @@ if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
 # Keep the metrics label sets bounded: django-prometheus exports the view name, never the URL.
 PROMETHEUS_EXPORT_MIGRATIONS = False
 
+# The orchestration app's settings (defaults and meanings: README.md, "Settings").
 ORCHESTRATION = {
     # Turn the Prometheus metrics of the engine off (timings in results stay on).
     "METRICS": _bool("ORCHESTRATION_METRICS", default=True),
+    # When set, /metrics requires `Authorization: Bearer <token>`.
+    "METRICS_TOKEN": env.str("METRICS_TOKEN", default=""),
 }
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024

@@ -27,12 +27,12 @@ from contextvars import ContextVar
 from functools import partial
 from typing import Any, ClassVar, Generic, TypeVar
 
-from django.conf import settings
 from django.core import exceptions as django_exceptions
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, transaction
 from django.http import Http404
 
 from orchestration import registry
+from orchestration.conf import get_config
 from orchestration.context import (
     OperationContext,
     StepError,
@@ -242,7 +242,7 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
 
     @classmethod
     def _step_metrics(cls) -> OrchestratorMetrics | None:
-        if not settings.ORCHESTRATION.get("METRICS", True):
+        if not get_config()["METRICS"]:
             return None
         if cls.__dict__.get("_metrics") is None:
             cls._metrics = OrchestratorMetrics(cls.metric_name)
