@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -158,3 +159,28 @@ def test_lint_type_checks_an_app_the_scaffolder_generated(tmp_path: Path):
     assert len(errors) == 1, checked.stdout
     assert errors[0].startswith("billing/operations/price_invoice.py:")
     assert "Incompatible return value type" in errors[0]
+
+
+def test_make_serve_ignores_the_development_env_and_names_the_missing_secret_key(
+    tmp_path: Path,
+):
+    env = clean_env(DATABASE_URL=f"sqlite:///{tmp_path / 'serve.sqlite3'}")
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "metrics")
+    process = subprocess.Popen(
+        ["make", "--no-print-directory", "-o", ".venv/.installed", "-C", str(ROOT), "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:  # it started serving: stop what this test started
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait()
+
+    assert process.returncode != 0
+    assert "Configuration error: DJANGO_SECRET_KEY must be set" in stderr
+    assert "Traceback" not in stderr
