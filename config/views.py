@@ -8,6 +8,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
+from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularRedocView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -39,6 +40,7 @@ def favicon(request: HttpRequest) -> HttpResponse:
 class OfflineRedocView(SpectacularRedocView):
     """ReDoc from the sidecar's files only, without web fonts or the vendor's logo."""
 
+    @extend_schema(exclude=True)
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         response = super().get(request, *args, **kwargs)
         response["Content-Security-Policy"] = REDOC_CONTENT_SECURITY_POLICY
