@@ -20,6 +20,7 @@ from orchestration.engine import BaseOrchestrator
 from orchestration.envelope import error_body, typed_error_body
 from orchestration.errors import DatabaseUnavailable, OrchestrationError, internal_error
 from orchestration.result import OrchestratorResult
+from orchestration.steps import flag_words
 
 logger = logging.getLogger("orchestration")
 
@@ -169,18 +170,7 @@ def describe_pipeline(orchestrator: type[BaseOrchestrator[Any, Any, Any]]) -> st
         "| --- | --- | --- | --- |",
     ]
     for number, step in enumerate(orchestrator.get_pipeline(), start=1):
-        notes = []
-        if step.when is not None:
-            notes.append("conditional")
-        if step.retry is not None:
-            notes.append(f"retried up to {step.retry.attempts} attempts")
-        if step.compensate is not None:
-            notes.append("compensated on later failure")
-        if step.after_commit:
-            notes.append("after commit")
-        if step.timeout is not None:
-            notes.append(f"{step.timeout:g} s budget")
-        kind = "critical" if step.critical else "best effort"
+        kind, *notes = flag_words(step.describe())
         lines.append(f"| {number} | `{step.name}` | {kind} | {', '.join(notes)} |")
     return "\n".join(lines)
 

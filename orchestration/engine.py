@@ -19,12 +19,11 @@ Semantics, in the order they apply (see README.md):
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
-from contextvars import ContextVar
-from functools import partial
+from functools import cache, partial
+from types import new_class
 from typing import Any, ClassVar, Generic, TypeVar
 
 from django.core import exceptions as django_exceptions
@@ -37,6 +36,7 @@ from orchestration.context import (
     OperationContext,
     StepError,
     _step_deadline,
+    collected_runs,
     current_request_id,
     new_request_id,
 )
@@ -53,7 +53,13 @@ from orchestration.errors import (
 )
 from orchestration.metrics import OrchestratorMetrics, StepMetrics
 from orchestration.result import OrchestratorResult, StepRecord
-from orchestration.steps import Step
+from orchestration.steps import (
+    NAME,
+    TRANSACTION_STEP,
+    Step,
+    default_metric_name,
+    validate_pipeline,
+)
 
 perf_counter_ns = time.perf_counter_ns
 
@@ -62,47 +68,6 @@ ResultT = TypeVar("ResultT")
 InputT = TypeVar("InputT")
 
 logger = logging.getLogger("orchestration")
-
-METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-
-#: Results of the runs in the current request, read by TimingMiddleware.
-collected_runs: ContextVar[list[OrchestratorResult[Any]] | None] = ContextVar(
-    "collected_runs", default=None
-)
-
-#: The step name used when the transaction itself (begin or commit) fails.
-TRANSACTION_STEP = "transaction"
-
-
-def default_metric_name(class_name: str) -> str:
-    """``CreateOrderOrchestrator`` -> ``create_order``."""
-    base = class_name.removesuffix("Orchestrator") or class_name
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", base).lower()
-
-
-def validate_pipeline(owner: str, steps: Sequence[Step[Any]]) -> None:
-    """Raise DefinitionError, naming ``owner`` and the step, for a malformed pipeline."""
-    if not steps:
-        raise DefinitionError(f"{owner}: the pipeline has no steps.")
-    seen: set[str] = set()
-    for step in steps:
-        if not isinstance(step, Step):
-            raise DefinitionError(f"{owner}: pipeline entry {step!r} is not a Step.")
-        if step.name == TRANSACTION_STEP:
-            raise DefinitionError(f"{owner}: step name {step.name!r} is reserved.")
-        if step.name in seen:
-            raise DefinitionError(f"{owner}: step name {step.name!r} is used twice.")
-        seen.add(step.name)
-        if step.after_commit and step.critical:
-            raise DefinitionError(
-                f"{owner}: step {step.name!r} runs after commit, so it cannot be critical: "
-                "the data is already committed when it runs. Declare it critical=False."
-            )
-        if step.after_commit and step.compensate is not None:
-            raise DefinitionError(
-                f"{owner}: step {step.name!r} runs after commit, so nothing can fail after "
-                "it to trigger its compensation; remove `compensate`."
-            )
 
 
 class _Abort(Exception):
@@ -175,7 +140,7 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
         owner = f"{cls.__module__}.{cls.__qualname__}"
         if "metric_name" not in cls.__dict__:
             cls.metric_name = default_metric_name(cls.__name__)
-        if not METRIC_NAME.match(cls.metric_name):
+        if not NAME.match(cls.metric_name):
             raise DefinitionError(
                 f"{owner}: metric_name {cls.metric_name!r} must be lower_snake_case."
             )
@@ -247,6 +212,30 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
         if cls.__dict__.get("_metrics") is None:
             cls._metrics = OrchestratorMetrics(cls.metric_name)
         return cls._metrics
+
+
+def execute_step(
+    step: Step[Any], ctx: CtxT, *, database: str = DEFAULT_DB_ALIAS
+) -> tuple[CtxT, StepRecord]:
+    """Run one step on ``ctx`` as a pipeline would, without an orchestrator.
+
+    The condition, savepoint, retry, timeout and error translation apply; no
+    metrics are recorded and nothing is compensated. Returns the context the
+    step left and its record (``orchestration.testing.run_step`` builds on it).
+    """
+    run = _Run(_step_host(database)(), ctx, (step,), None)
+    record = run._run_step(step, None)
+    after = run.ctx
+    assert isinstance(after, type(ctx)), "the engine accepts only the context's own type"
+    return after, record
+
+
+@cache
+def _step_host(database: str) -> type[BaseOrchestrator[Any, Any, Any]]:
+    """An orchestrator class (abstract: never registered) using ``database``."""
+    return new_class(
+        "StepHost", (BaseOrchestrator,), {"abstract": True}, lambda ns: ns.update(database=database)
+    )
 
 
 class _Run:

@@ -8,6 +8,8 @@ in any process that ran ``django.setup()``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from orchestration.errors import DefinitionError
@@ -38,18 +40,24 @@ def unregister(cls: type[BaseOrchestrator[Any, Any, Any]]) -> None:
         del _registry[cls.metric_name]
 
 
-def registered(*, include_tests: bool = False) -> list[type[BaseOrchestrator[Any, Any, Any]]]:
-    """Registered classes ordered by metric name; classes from test modules left out."""
-    return [
-        cls
-        for name, cls in sorted(_registry.items())
-        if include_tests or not _is_test_module(cls.__module__)
-    ]
+def registered() -> list[type[BaseOrchestrator[Any, Any, Any]]]:
+    """Registered classes ordered by metric name."""
+    return [cls for _, cls in sorted(_registry.items())]
 
 
-def _is_test_module(module: str) -> bool:
-    parts = module.split(".")
-    return any(part == "tests" or part.startswith(("test_", "conftest")) for part in parts)
+@contextmanager
+def isolated() -> Iterator[None]:
+    """Undo, on exit, every registration made inside the block.
+
+    Classes that tests define stay out of what commands list and dashboards
+    show, as models do inside Django's ``isolate_apps``.
+    """
+    saved = dict(_registry)
+    try:
+        yield
+    finally:
+        _registry.clear()
+        _registry.update(saved)
 
 
 def describe(cls: type[BaseOrchestrator[Any, Any, Any]]) -> dict[str, Any]:

@@ -72,9 +72,7 @@ def orchestrator_dashboard(spec: OrchestratorSpec) -> Dashboard:
             ),
         ),
     ]
-    pipeline = "; ".join(
-        f"{step.name} ({'critical' if step.critical else 'best effort'})" for step in spec.steps
-    )
+    pipeline = "; ".join(f"{step.name} ({step.kind})" for step in spec.steps)
     return dashboard(
         f"Orchestrator: {spec.name}",
         dashboard_uid(spec.name),

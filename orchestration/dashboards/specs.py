@@ -6,11 +6,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from orchestration.steps import flag_words
+
 
 @dataclass(frozen=True)
 class StepSpec:
     name: str
     critical: bool
+    #: "critical" or "best effort", as the API description and the listing say it.
+    kind: str
     retried: bool
     compensated: bool
     conditional: bool
@@ -32,6 +36,7 @@ class OrchestratorSpec:
                 StepSpec(
                     name=step["name"],
                     critical=step["critical"],
+                    kind=flag_words(step)[0],
                     retried=step["retry"] is not None,
                     compensated=step["compensated"],
                     conditional=step["conditional"],
