@@ -8,7 +8,22 @@ from typing import Any
 from django.core.management import BaseCommand, CommandParser
 
 from orchestration import registry
-from orchestration.scaffold.listing import describe_all, format_table
+from orchestration.steps import flag_words
+
+
+def format_table(descriptions: list[dict[str, Any]]) -> str:
+    """One block per orchestrator: name, class, transaction mode, then its numbered steps."""
+    if not descriptions:
+        return "No orchestrators are registered."
+    blocks = []
+    for description in descriptions:
+        mode = "atomic" if description["atomic"] else "not atomic"
+        lines = [f"{description['name']}  {description['class']}  ({mode})"]
+        width = max(len(step["name"]) for step in description["steps"])
+        for number, step in enumerate(description["steps"], start=1):
+            lines.append(f"  {number}. {step['name']:<{width}}  {', '.join(flag_words(step))}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 class Command(BaseCommand):
@@ -23,7 +38,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        descriptions = describe_all(registry.registered())
+        descriptions = [registry.describe(cls) for cls in registry.registered()]
         if options["format"] == "json":
             self.stdout.write(json.dumps(descriptions, indent=2))
         else:
