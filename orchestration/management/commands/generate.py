@@ -32,6 +32,10 @@ T = TypeVar("T")
 _YES = {"y", "yes", "true", "1"}
 _NO = {"n", "no", "false", "0"}
 
+#: Where the next steps run: a shell with the project's environment active (manage.py then
+#: reads the development .env that `make install` wrote).
+ACTIVATE_HINT = "     (in a shell with the virtual environment active: source .venv/bin/activate)"
+
 
 def yes_no(answer: str) -> bool:
     value = answer.strip().lower()
@@ -85,10 +89,6 @@ class Prompter:
                 return parse(answer)
             except ScaffoldError as exc:
                 self.stderr.write(str(exc))
-
-#: Where the next steps run: a shell with the project's environment active (manage.py then
-#: reads the development .env that `make install` wrote).
-ACTIVATE_HINT = "     (in a shell with the virtual environment active: source .venv/bin/activate)"
 
 
 class Command(BaseCommand):
