@@ -22,6 +22,9 @@ collected_runs: ContextVar[list[OrchestratorResult[Any]] | None] = ContextVar(
 #: The deadline (perf_counter seconds) of the step that is running, if it has a timeout.
 _step_deadline: ContextVar[float | None] = ContextVar("step_deadline", default=None)
 
+#: The journal key of the running step's external effect, if the step is journaled.
+_effect_key: ContextVar[str | None] = ContextVar("effect_key", default=None)
+
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
@@ -71,3 +74,18 @@ class OperationContext:
         if deadline is None:
             return None
         return max(0.0, deadline - time.perf_counter())
+
+    def effect_key(self) -> str:
+        """The idempotency key to send with the running journaled step's external call.
+
+        The same for every attempt of the step and for every retry of the same
+        client request (same user and ``Idempotency-Key``), so that the external
+        system does what it is asked once. Only journaled steps (``recover=``)
+        have one.
+        """
+        key = _effect_key.get()
+        if key is None:
+            raise RuntimeError(
+                "ctx.effect_key() is only available in a journaled step (declare recover=)."
+            )
+        return key

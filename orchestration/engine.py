@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Sequence
 from contextlib import nullcontext
 from functools import cache, partial
@@ -30,11 +31,12 @@ from django.core import exceptions as django_exceptions
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, transaction
 from django.http import Http404
 
-from orchestration import registry
+from orchestration import journal, registry
 from orchestration.conf import get_config
 from orchestration.context import (
     OperationContext,
     StepError,
+    _effect_key,
     _step_deadline,
     collected_runs,
     current_request_id,
@@ -47,6 +49,7 @@ from orchestration.errors import (
     NotFound,
     OrchestrationError,
     PermissionDenied,
+    ServiceUnavailable,
     StepTimeout,
     ValidationFailed,
     internal_error,
@@ -173,9 +176,16 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
         *,
         user: Any = None,
         request_id: str | None = None,
+        idempotency_key: str | None = None,
         **extra: Any,
     ) -> OrchestratorResult[ResultT]:
-        """Run the pipeline. Raises only for programming errors, never for a step failure."""
+        """Run the pipeline. Raises only for programming errors, never for a step failure.
+
+        ``idempotency_key`` is the client's key for this request (the
+        ``Idempotency-Key`` header, for example): with the user it makes the keys
+        of journaled effects, so that a retry of the same request reaches the
+        external systems under the same keys. Without one every run is new.
+        """
         request_id = request_id or current_request_id.get() or new_request_id()
         token = current_request_id.set(request_id)
         try:
@@ -185,7 +195,13 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
                     f"{type(self).__name__}.initialize_context() returned {type(ctx).__name__}, "
                     "not an OperationContext."
                 )
-            run = _Run(self, ctx, self._steps(), self._step_metrics())
+            run = _Run(
+                self,
+                ctx,
+                self._steps(),
+                self._step_metrics(),
+                effect_scope=journal.effect_scope(user, idempotency_key),
+            )
             result = run.execute()
         finally:
             current_request_id.reset(token)
@@ -220,11 +236,18 @@ def execute_step(
     """Run one step on ``ctx`` as a pipeline would, without an orchestrator.
 
     The condition, savepoint, retry, timeout and error translation apply; no
-    metrics are recorded and nothing is compensated. Returns the context the
-    step left and its record (``orchestration.testing.run_step`` builds on it).
+    metrics are recorded and nothing is compensated, except that a journaled
+    step's entry ends as a run would end it: settled when the step succeeded,
+    its effect undone when it failed. Returns the context the step left and its
+    record (``orchestration.testing.run_step`` builds on it).
     """
     run = _Run(_step_host(database)(), ctx, (step,), None)
     record = run._run_step(step, None)
+    if run.effects:
+        if record.error is None:
+            run._settle()
+        else:
+            run._compensate()
     after = run.ctx
     assert isinstance(after, type(ctx)), "the engine accepts only the context's own type"
     return after, record
@@ -234,7 +257,10 @@ def execute_step(
 def _step_host(database: str) -> type[BaseOrchestrator[Any, Any, Any]]:
     """An orchestrator class (abstract: never registered) using ``database``."""
     return new_class(
-        "StepHost", (BaseOrchestrator,), {"abstract": True}, lambda ns: ns.update(database=database)
+        "StepHost",
+        (BaseOrchestrator,),
+        {"abstract": True},
+        lambda ns: ns.update(database=database, metric_name="execute_step"),
     )
 
 
@@ -244,9 +270,12 @@ class _Run:
     __slots__ = (
         "completed",
         "ctx",
+        "effect_scope",
+        "effects",
         "failure",
         "metrics",
         "orchestrator",
+        "owner",
         "records",
         "step_metrics",
         "steps",
@@ -258,6 +287,8 @@ class _Run:
         ctx: OperationContext,
         steps: tuple[Step[Any], ...],
         metrics: OrchestratorMetrics | None,
+        *,
+        effect_scope: str | None = None,
     ) -> None:
         self.orchestrator = orchestrator
         self.ctx = ctx
@@ -268,6 +299,11 @@ class _Run:
         #: Completed steps that have a compensation, in the order they ran.
         self.completed: list[tuple[Step[Any], StepRecord]] = []
         self.failure: StepError | None = None
+        #: Journaled effects this run claimed, by step name; ``owner`` identifies the run
+        #: (made on the first claim: a run without journaled steps pays nothing).
+        self.effect_scope = effect_scope
+        self.effects: dict[str, journal.Effect] = {}
+        self.owner = ""
 
     def execute(self) -> OrchestratorResult[Any]:
         orchestrator = self.orchestrator
@@ -326,7 +362,30 @@ class _Run:
             if record.error is not None and step.critical:
                 self.failure = record.error
                 return False
-        return True
+        return not self.effects or self._settle()
+
+    def _settle(self) -> bool:
+        """Settle the journaled effects in the run's transaction; False if one was lost."""
+        try:
+            settled = journal.settle(
+                (effect.key for effect in self.effects.values()),
+                owner=self.owner,
+                using=self.orchestrator.database,
+            )
+        except DatabaseError as exc:
+            self.failure = error_from_exception(TRANSACTION_STEP, exc, self.ctx.request_id)
+            return False
+        if settled == len(self.effects):
+            return True
+        logger.error(
+            "the run outlived the lease of its journaled effects; recovery took them over",
+            extra={"request_id": self.ctx.request_id},
+        )
+        lost = ServiceUnavailable(
+            "The request took too long and was rolled back; try again.", code="effect_lease_lost"
+        )
+        self.failure = error_from_exception(TRANSACTION_STEP, lost, self.ctx.request_id)
+        return False
 
     def _schedule_after_commit(self) -> None:
         using = self.orchestrator.database
@@ -370,13 +429,16 @@ class _Run:
             elapsed_ns = perf_counter_ns() - started
             record.duration_ms = elapsed_ns / 1e6
             self._fail(step, record, exc, metrics, elapsed_ns)
+            if step.name in self.effects:
+                # The external call may have taken effect before the failure (a timeout).
+                self.completed.append((step, record))
             return record
         elapsed_ns = perf_counter_ns() - started
         record.duration_ms = elapsed_ns / 1e6
         if metrics is not None:
             metrics.ok.observe(elapsed_ns / 1e9)
         self.ctx = ctx
-        if step.compensate is not None:
+        if step.compensate is not None or step.recover is not None:
             self.completed.append((step, record))
         return record
 
@@ -419,6 +481,8 @@ class _Run:
             else nullcontext
         )
         deadline = None if step.timeout is None else time.perf_counter() + step.timeout
+        if step.recover is not None:
+            effect_token = _effect_key.set(self._claim(step).key)
         token = _step_deadline.set(deadline)
         try:
             retry = step.retry
@@ -447,6 +511,23 @@ class _Run:
                     record.attempts += 1
         finally:
             _step_deadline.reset(token)
+            if step.recover is not None:
+                _effect_key.reset(effect_token)
+
+    def _claim(self, step: Step[Any]) -> journal.Effect:
+        """Record the step's intent before its first attempt (see ``orchestration.journal``)."""
+        if not self.owner:
+            self.owner = uuid.uuid4().hex
+        effect = journal.claim(
+            scope=self.effect_scope or f"run:{self.owner}",
+            orchestrator=type(self.orchestrator).metric_name,
+            step=step.name,
+            request_id=self.ctx.request_id,
+            owner=self.owner,
+            using=self.orchestrator.database,
+        )
+        self.effects[step.name] = effect
+        return effect
 
     def _fail(
         self,
@@ -475,8 +556,12 @@ class _Run:
     def _compensate(self) -> None:
         for step, record in reversed(self.completed):
             metrics = self._metrics_of(step)
+            effect = self.effects.get(step.name)
             try:
-                step.compensate(self.ctx)
+                if step.compensate is not None and record.error is None:
+                    step.compensate(self.ctx)
+                elif step.recover is not None and effect is not None:
+                    step.recover(effect)
             except Exception as exc:
                 logger.error(
                     "compensation of step %s failed",
@@ -489,6 +574,23 @@ class _Run:
                 if metrics is not None:
                     metrics.compensated("failed")
             else:
-                record.status = "compensated"
+                if record.error is None:
+                    record.status = "compensated"
                 if metrics is not None:
                     metrics.compensated("ok")
+            if effect is not None:
+                self._record_compensation(effect, record.compensation_error)
+
+    def _record_compensation(self, effect: journal.Effect, error: str | None) -> None:
+        """Close the journal entry, or leave it to recovery when even that fails."""
+        try:
+            journal.record_compensation(
+                effect, owner=self.owner, error=error, using=self.orchestrator.database
+            )
+        except DatabaseError:
+            logger.exception(
+                "could not record the compensation of %s.%s; recovery will run it again",
+                effect.orchestrator,
+                effect.step,
+                extra={"request_id": self.ctx.request_id},
+            )

@@ -6,9 +6,12 @@ import random
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from orchestration.errors import DefinitionError, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from orchestration.journal import Effect
 
 CtxT = TypeVar("CtxT")
 
@@ -54,7 +57,11 @@ class Step(Generic[CtxT]):
     """One stage of a pipeline.
 
     ``critical`` defaults to True on purpose: a step is best effort only when
-    its author says so.
+    its author says so. ``recover`` makes the step *journaled*: its intent is
+    recorded before it runs, its operation sends ``ctx.effect_key()`` to the
+    external system, and ``recover(effect)`` undoes the effect knowing only that
+    key, in a process that never saw the run (see ``orchestration.journal``).
+    In the run's own process ``compensate(ctx)`` is preferred when given.
     """
 
     name: str
@@ -65,6 +72,7 @@ class Step(Generic[CtxT]):
     compensate: Callable[[CtxT], Any] | None = None
     after_commit: bool = False
     timeout: float | None = None
+    recover: Callable[[Effect], Any] | None = None
     #: A critical step with no condition, retry, timeout or deferral: the engine's
     #: fast path (no savepoint, no policy), decided once here rather than per run.
     plain: bool = field(init=False, default=False, repr=False, compare=False)
@@ -77,7 +85,7 @@ class Step(Generic[CtxT]):
             )
         if not callable(self.operation):
             raise DefinitionError(f"Step {self.name!r}: operation must be callable.")
-        for attr in ("when", "compensate"):
+        for attr in ("when", "compensate", "recover"):
             value = getattr(self, attr)
             if value is not None and not callable(value):
                 raise DefinitionError(f"Step {self.name!r}: {attr} must be callable.")
@@ -86,7 +94,7 @@ class Step(Generic[CtxT]):
         if self.timeout is not None and not self.timeout > 0:
             raise DefinitionError(f"Step {self.name!r}: timeout must be a positive number.")
         plain = self.critical and not self.after_commit and self.when is None
-        plain = plain and self.retry is None and self.timeout is None
+        plain = plain and self.retry is None and self.timeout is None and self.recover is None
         object.__setattr__(self, "plain", plain)
 
     @property
@@ -107,7 +115,8 @@ class Step(Generic[CtxT]):
                 "attempts": self.retry.attempts,
                 "on": [kind.__name__ for kind in self.retry.on],
             },
-            "compensated": self.compensate is not None,
+            "compensated": self.compensate is not None or self.recover is not None,
+            "journaled": self.recover is not None,
             "after_commit": self.after_commit,
             "timeout": self.timeout,
         }
@@ -128,6 +137,8 @@ def flag_words(step: Mapping[str, Any]) -> list[str]:
         words.append(f"retried up to {attempts} attempts on {on}")
     if step["compensated"]:
         words.append("compensated on later failure")
+    if step.get("journaled"):
+        words.append("journaled: undone after a crash")
     if step["after_commit"]:
         words.append("after commit")
     if step["timeout"] is not None:
@@ -159,8 +170,8 @@ def validate_pipeline(owner: str, steps: Sequence[Step[Any]]) -> None:
                 f"{owner}: step {step.name!r} runs after commit, so it cannot be critical: "
                 "the data is already committed when it runs. Declare it critical=False."
             )
-        if step.after_commit and step.compensate is not None:
+        if step.after_commit and (step.compensate is not None or step.recover is not None):
             raise DefinitionError(
                 f"{owner}: step {step.name!r} runs after commit, so nothing can fail after "
-                "it to trigger its compensation; remove `compensate`."
+                "it to trigger its compensation; remove `compensate` and `recover`."
             )

@@ -46,12 +46,27 @@ def _code_and_message(node: ast.AST) -> str | None:
     return None
 
 
-def raised_codes(tree: ast.AST) -> set[str]:
-    """Codes written in source: ``code="..."`` arguments, ``code``/``default_code`` class
-    attributes, the first argument of ``error_body`` and ``(code, message)`` constants."""
+def module_strings(tree: ast.Module) -> dict[str, str]:
+    """The module's string constants by name (``RESPONSE_INCOMPLETE = "response_incomplete"``)."""
+    return {
+        target.id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+        for target in node.targets
+        if isinstance(target, ast.Name) and isinstance(node.value.value, str)
+    }
+
+
+def raised_codes(tree: ast.Module) -> set[str]:
+    """Codes written in source: ``code=...`` arguments (a string or a module constant),
+    ``code``/``default_code`` class attributes, the first argument of ``error_body`` and
+    ``(code, message)`` constants."""
+    constants = module_strings(tree)
     found: set[str | None] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.keyword) and node.arg == "code":
+            if isinstance(node.value, ast.Name) and node.value.id in constants:
+                found.add(_string(ast.Constant(constants[node.value.id])))
             found.add(_string(node.value))
         elif isinstance(node, ast.Assign):
             names = {getattr(target, "id", None) for target in node.targets}
@@ -95,6 +110,7 @@ def test_the_scan_finds_codes_of_every_kind():
         "out_of_stock",  # code= argument
         "idempotency_key_reused",  # (code, message) constant
         "not_found",  # error_body("not_found", ...)
+        "response_incomplete",  # code=RESPONSE_INCOMPLETE
     } <= set(codes)
 
 
