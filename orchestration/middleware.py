@@ -1,4 +1,5 @@
-"""Request id and Server-Timing for every response."""
+"""Request id and Server-Timing for every response; the request edges that
+Django's own middleware gets wrong for an API (slash redirects, chunked bodies)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.http.response import HttpResponseRedirectBase
+from django.middleware import common
+from django.utils.http import escape_leading_slashes
 
 from orchestration.context import collected_runs, current_request_id, new_request_id
+from orchestration.envelope import error_body
 from orchestration.result import OrchestratorResult
 
 #: An incoming X-Request-ID is kept only when it looks like an id: anything else
@@ -55,3 +60,52 @@ class TimingMiddleware:
         response["X-Request-ID"] = request_id
         response["Server-Timing"] = server_timing(total_ms, runs)
         return response
+
+
+class HttpResponsePermanentRedirectKeepingMethod(HttpResponseRedirectBase):
+    status_code = 308
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class CommonMiddleware(common.CommonMiddleware):
+    """Django's, except that the slash redirect of a POST (PUT, PATCH, DELETE) is a
+    308, which clients follow with the same method and body: a 301 turns a POST
+    into a GET, and with DEBUG on Django raises instead of redirecting."""
+
+    def process_response(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        if (
+            request.method not in SAFE_METHODS
+            and response.status_code == 404
+            and self.should_redirect_with_slash(request)
+        ):
+            path = escape_leading_slashes(request.get_full_path(force_append_slash=True))
+            return HttpResponsePermanentRedirectKeepingMethod(path)
+        return super().process_response(request, response)
+
+
+class RequestBodyMiddleware:
+    """A chunked body without ``Content-Length`` is refused with 411.
+
+    Django reads a request body only up to its ``Content-Length``: without one
+    the body would be read as empty and the request handled as if it had none.
+    A buffering proxy (nginx in ``make serve``) reads chunked bodies and passes
+    them on with a length, so behind it they are accepted.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "HTTP_TRANSFER_ENCODING" in request.META and not request.META.get("CONTENT_LENGTH"):
+            return JsonResponse(
+                error_body(
+                    "length_required",
+                    "Send the request body with a Content-Length header, not chunked.",
+                ),
+                status=411,
+            )
+        return self.get_response(request)

@@ -21,7 +21,6 @@ from orchestration.drf import envelope_response, error_responses, orchestrated_s
 from orders import idempotency
 from orders.models import ORDER_NOT_FOUND, Order, Product
 from orders.orchestrators import CancelOrder, CreateOrder
-from orders.parsers import JSONParser
 from orders.serializers import (
     MAX_ID,
     CreateOrderSerializer,
@@ -107,7 +106,6 @@ class OrderListCreateView(generics.ListAPIView):
     name = "Your orders"  # the browsable API's page title
 
     serializer_class = OrderSerializer
-    parser_classes = (JSONParser,)
 
     def get_queryset(self) -> QuerySet[Order]:
         return Order.objects.filter(owner_id=self.request.user.pk).prefetch_related(
@@ -193,7 +191,6 @@ class OrderDetailView(generics.RetrieveAPIView):
 
 class CancelOrderView(APIView):
     name = "Cancel your order"  # the browsable API's page title
-    parser_classes = (JSONParser,)
 
     @orchestrated_schema(
         CancelOrder,
