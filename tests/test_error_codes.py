@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ("orchestration", "orders")
+SOURCES = ("config", "orchestration", "orders")
 CODE = re.compile(r"^[a-z]+(_[a-z]+)*$")
 
 
