@@ -13,7 +13,12 @@ from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.defaultfilters import pluralize
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.http import urlencode
 
+from orchestration.models import RunRecord
 from orders.models import CANCEL_ANY_ORDER, IdempotencyRecord, Order, OrderItem, Product
 from orders.orchestrators import CancelOrder
 from orders.types import CancelOrderInput
@@ -70,10 +75,20 @@ class OrderAdmin(admin.ModelAdmin):
         "created",
         "updated",
         "cancelled_at",
+        "runs",
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
         return super().get_queryset(request).annotate(item_count=Count("items"))
+
+    @admin.display(description="recorded runs")
+    def runs(self, order: Order) -> str:
+        """Link to the run explorer: the recorded runs about this order (failed
+        cancellations, sampled placements; a failed placement left no order)."""
+        subject = {"subject_type": Order._meta.label_lower, "subject_id": str(order.pk)}
+        count = RunRecord.objects.filter(**subject).count()
+        url = f"{reverse('admin:orchestration_runrecord_changelist')}?{urlencode(subject)}"
+        return format_html('<a href="{}">{} recorded run{}</a>', url, count, pluralize(count))
 
     @admin.display(description="items", ordering="item_count")
     def item_count(self, order: Order) -> int:
