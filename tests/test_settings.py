@@ -44,7 +44,7 @@ def start(*, extra: str = "", **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", f"{LOAD_SETTINGS}; {extra}" if extra else LOAD_SETTINGS],
         cwd=ROOT,
-        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
+        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_ENV_FILE": "", **env},
         capture_output=True,
         text=True,
         timeout=60,
