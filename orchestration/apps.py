@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 from django.utils.module_loading import autodiscover_modules
 
 
@@ -10,3 +11,7 @@ class OrchestrationConfig(AppConfig):
         # Import every app's `orchestrators` module so that the registry is
         # complete for commands (dashboards, listings) and schema generation.
         autodiscover_modules("orchestrators")
+        from orchestration.parallel import guard_connection
+
+        # Steps of a parallel group may not query: each new connection refuses them.
+        connection_created.connect(guard_connection, dispatch_uid="orchestration.parallel")

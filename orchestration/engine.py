@@ -13,32 +13,43 @@ Semantics, in the order they apply (see README.md):
 6. ``after_commit`` steps run after the transaction commits, never after a
    failure.
 7. ``timeout`` is a budget: the deadline is exposed as ``ctx.remaining()`` and a
-   step that returns late fails with code ``timeout``.
+   step that returns late fails with code ``timeout``; an ``async def``
+   operation is cancelled when its budget runs out.
+8. A ``Parallel`` group runs its steps concurrently on copies of the context
+   and merges their declared outputs (see ``orchestration.parallel``).
+
+``aexecute`` runs the same pipeline from async code (see ``orchestration.aio``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import inspect
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from contextlib import nullcontext
 from contextvars import ContextVar
 from functools import partial
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core import exceptions as django_exceptions
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, transaction
 from django.http import Http404
 
-from orchestration import registry
+from orchestration import parallel, registry
 from orchestration.context import (
     OperationContext,
     StepError,
     _step_deadline,
     current_request_id,
     new_request_id,
+    remaining_budget,
+    sleep_unless_cancelled,
 )
 from orchestration.errors import (
     DatabaseUnavailable,
@@ -53,7 +64,7 @@ from orchestration.errors import (
 )
 from orchestration.metrics import OrchestratorMetrics, StepMetrics
 from orchestration.result import OrchestratorResult, StepRecord
-from orchestration.steps import Step
+from orchestration.steps import Parallel, Step
 
 perf_counter_ns = time.perf_counter_ns
 
@@ -85,7 +96,11 @@ def validate_pipeline(owner: str, steps: Sequence[Step[Any]]) -> None:
     if not steps:
         raise DefinitionError(f"{owner}: the pipeline has no steps.")
     seen: set[str] = set()
-    for step in steps:
+    entries = [*steps]
+    for entry in steps:
+        if isinstance(entry, Parallel):
+            entries.extend(entry.branches)
+    for step in entries:
         if not isinstance(step, Step):
             raise DefinitionError(f"{owner}: pipeline entry {step!r} is not a Step.")
         if step.name == TRANSACTION_STEP:
@@ -103,6 +118,21 @@ def validate_pipeline(owner: str, steps: Sequence[Step[Any]]) -> None:
                 f"{owner}: step {step.name!r} runs after commit, so nothing can fail after "
                 "it to trigger its compensation; remove `compensate`."
             )
+
+
+def _context_type(cls: type) -> type | None:
+    """The context dataclass a class declares (``BaseOrchestrator[Ctx, ...]``), if it can tell."""
+    for klass in cls.__mro__:
+        for base in getattr(klass, "__orig_bases__", ()):
+            if get_origin(base) is not None and issubclass(get_origin(base), BaseOrchestrator):
+                argument = get_args(base)[0]
+                if isinstance(argument, type) and dataclasses.is_dataclass(argument):
+                    return argument
+    return None
+
+
+def _timed_out(step: Step[Any]) -> StepTimeout:
+    return StepTimeout(f"Step {step.name!r} took longer than its {step.timeout} s budget.")
 
 
 class _Abort(Exception):
@@ -181,6 +211,9 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
             )
         steps = tuple(cls.get_pipeline())
         validate_pipeline(owner, steps)
+        context_type = _context_type(cls)
+        if context_type is not None:
+            parallel.check_outputs(owner, context_type, steps)
         cls._checked_pipeline = steps
         cls._metrics = None
         registry.register(cls)
@@ -215,19 +248,32 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
         token = current_request_id.set(request_id)
         try:
             ctx = self.initialize_context(input, user=user, request_id=request_id, **extra)
-            if not isinstance(ctx, OperationContext):
-                raise TypeError(
-                    f"{type(self).__name__}.initialize_context() returned {type(ctx).__name__}, "
-                    "not an OperationContext."
-                )
-            run = _Run(self, ctx, self._steps(), self._step_metrics())
-            result = run.execute()
+            result = self._new_run(ctx).execute()
         finally:
             current_request_id.reset(token)
-        runs = collected_runs.get()
-        if runs is not None:
-            runs.append(result)
+        collect(result)
         return result
+
+    async def aexecute(
+        self,
+        input: InputT,
+        *,
+        user: Any = None,
+        request_id: str | None = None,
+        **extra: Any,
+    ) -> OrchestratorResult[ResultT]:
+        """``execute`` for async code (ASGI views); see ``orchestration.aio`` for the rules."""
+        from orchestration import aio
+
+        return await aio.execute(self, input, user=user, request_id=request_id, **extra)
+
+    def _new_run(self, ctx: OperationContext) -> _Run:
+        if not isinstance(ctx, OperationContext):
+            raise TypeError(
+                f"{type(self).__name__}.initialize_context() returned {type(ctx).__name__}, "
+                "not an OperationContext."
+            )
+        return _Run(self, ctx, self._steps(), self._step_metrics())
 
     def _steps(self) -> tuple[Step[Any], ...]:
         cls = type(self)
@@ -249,13 +295,25 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
         return cls._metrics
 
 
+def collect(result: OrchestratorResult[Any]) -> None:
+    """Hand the result to TimingMiddleware when a request is being served."""
+    runs = collected_runs.get()
+    if runs is not None:
+        runs.append(result)
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
 class _Run:
-    """The state of one execution."""
+    """The state of one execution (or of one branch of a parallel group)."""
 
     __slots__ = (
         "completed",
         "ctx",
         "failure",
+        "group",
         "metrics",
         "orchestrator",
         "records",
@@ -279,13 +337,18 @@ class _Run:
         #: Completed steps that have a compensation, in the order they ran.
         self.completed: list[tuple[Step[Any], StepRecord]] = []
         self.failure: StepError | None = None
+        #: The parallel group this run is a branch of: no savepoints, it has no transaction.
+        self.group: str | None = None
+
+    def branch(self, ctx: OperationContext, group: str) -> _Run:
+        """A run of one branch of ``group`` on ``ctx``, a copy of this run's context."""
+        branch = _Run(self.orchestrator, ctx, (), None)
+        branch.group = group
+        return branch
 
     def execute(self) -> OrchestratorResult[Any]:
         orchestrator = self.orchestrator
-        metrics = self.metrics
-        started = time.perf_counter_ns()
-        if metrics is not None:
-            metrics.in_progress.inc()
+        started = self._begin()
         try:
             if orchestrator.atomic:
                 self._run_in_transaction()
@@ -297,8 +360,20 @@ class _Run:
             else:
                 data = orchestrator.build_result(self.ctx)
         finally:
-            if metrics is not None:
-                metrics.in_progress.dec()
+            self._end()
+        return self._result(started, data)
+
+    def _begin(self) -> int:
+        if self.metrics is not None:
+            self.metrics.in_progress.inc()
+        return time.perf_counter_ns()
+
+    def _end(self) -> None:
+        if self.metrics is not None:
+            self.metrics.in_progress.dec()
+
+    def _result(self, started: int, data: Any) -> OrchestratorResult[Any]:
+        orchestrator, metrics = self.orchestrator, self.metrics
         elapsed_ns = time.perf_counter_ns() - started
         success = self.failure is None
         if metrics is not None:
@@ -330,10 +405,16 @@ class _Run:
 
     def _run_main(self) -> bool:
         """Run the in-transaction steps; False when a critical step failed."""
-        for step, metrics in zip(self.steps, self.step_metrics, strict=True):
+        return self._run_steps(zip(self.steps, self.step_metrics, strict=True))
+
+    def _run_steps(self, steps: Iterable[tuple[Step[Any], StepMetrics | None]]) -> bool:
+        for step, metrics in steps:
             if step.after_commit:
                 continue
-            record = self._run_step(step, metrics)
+            if isinstance(step, Parallel):
+                record = parallel.run_group(self, step)
+            else:
+                record = self._run_step(step, metrics)
             if record.error is not None and step.critical:
                 self.failure = record.error
                 return False
@@ -369,7 +450,7 @@ class _Run:
             record.status, record.attempts = "ok", 1
         started = perf_counter_ns()
         try:
-            if step.plain:
+            if step.plain and self.group is None:
                 returned = step.operation(ctx)
                 ctx = returned if returned is ctx else self._check_return(step, ctx, returned)
             else:
@@ -378,10 +459,19 @@ class _Run:
                     return record
                 ctx = called
         except Exception as exc:
-            elapsed_ns = perf_counter_ns() - started
-            record.duration_ms = elapsed_ns / 1e6
-            self._fail(step, record, exc, metrics, elapsed_ns)
+            self._failed(step, record, exc, metrics, started)
             return record
+        self._succeeded(step, record, ctx, metrics, started)
+        return record
+
+    def _succeeded(
+        self,
+        step: Step[Any],
+        record: StepRecord,
+        ctx: OperationContext,
+        metrics: StepMetrics | None,
+        started: int,
+    ) -> None:
         elapsed_ns = perf_counter_ns() - started
         record.duration_ms = elapsed_ns / 1e6
         if metrics is not None:
@@ -389,11 +479,55 @@ class _Run:
         self.ctx = ctx
         if step.compensate is not None:
             self.completed.append((step, record))
-        return record
+
+    def _failed(
+        self,
+        step: Step[Any],
+        record: StepRecord,
+        exc: Exception,
+        metrics: StepMetrics | None,
+        started: int,
+    ) -> None:
+        elapsed_ns = perf_counter_ns() - started
+        record.duration_ms = elapsed_ns / 1e6
+        self._fail(step, record, exc, metrics, elapsed_ns)
 
     def _call(self, step: Step[Any], ctx: OperationContext) -> OperationContext:
-        returned = step.operation(ctx)
-        return returned if returned is ctx else self._check_return(step, ctx, returned)
+        before = None if self.group is None else parallel.snapshot(ctx)
+        if step.is_async:
+            # On the caller's event loop when there is one (aexecute), else on a new one.
+            returned = async_to_sync(self._within_budget)(step, step.operation(ctx))
+        else:
+            returned = step.operation(ctx)
+        return self._accept(step, ctx, returned, before)
+
+    def _accept(
+        self,
+        step: Step[Any],
+        ctx: OperationContext,
+        returned: Any,
+        before: dict[str, Any] | None,
+    ) -> OperationContext:
+        """The context a step returned, checked (and, in a group, its writes checked)."""
+        accepted = returned if returned is ctx else self._check_return(step, ctx, returned)
+        if before is not None:
+            parallel.check_writes(self.group or "", step, before, accepted)
+        return accepted
+
+    @staticmethod
+    async def _within_budget(step: Step[Any], awaitable: Awaitable[Any]) -> Any:
+        """Await an async operation, cancelled when the step's budget runs out."""
+        remaining = remaining_budget()
+        if remaining is None:
+            return await awaitable
+        budget = asyncio.timeout(remaining)
+        try:
+            async with budget:
+                return await awaitable
+        except TimeoutError:
+            if budget.expired():
+                raise _timed_out(step) from None
+            raise
 
     @staticmethod
     def _check_return(step: Step[Any], ctx: OperationContext, returned: Any) -> OperationContext:
@@ -419,45 +553,62 @@ class _Run:
         attempt of a retried step run in a savepoint; a plain critical step
         with only a timeout does not need one.
         """
-        if step.when is not None and not step.when(ctx):
-            record.status, record.attempts = "skipped", 0
-            if metrics is not None:
-                metrics.skipped.inc()
+        if self._skips(step, ctx, record, metrics):
             return None
         savepoint = (
             partial(transaction.atomic, using=self.orchestrator.database)
-            if step.needs_savepoint
+            if step.needs_savepoint and self.group is None
             else nullcontext
         )
         deadline = None if step.timeout is None else time.perf_counter() + step.timeout
         token = _step_deadline.set(deadline)
         try:
-            retry = step.retry
             while True:
                 try:
                     with savepoint():
                         returned = self._call(step, ctx)
                         if deadline is not None and time.perf_counter() > deadline:
-                            raise StepTimeout(
-                                f"Step {step.name!r} took longer than its {step.timeout} s budget."
-                            )
+                            raise _timed_out(step)
                     return returned
                 except Exception as exc:
-                    if (
-                        retry is None
-                        or record.attempts >= retry.attempts
-                        or not isinstance(exc, retry.on)
-                    ):
+                    wait = self._retry_delay(step, record, exc, deadline, metrics)
+                    if wait is None or sleep_unless_cancelled(wait):
                         raise
-                    wait = retry.delay(record.attempts)
-                    if deadline is not None and time.perf_counter() + wait > deadline:
-                        raise
-                    if metrics is not None:
-                        metrics.retries.inc()
-                    time.sleep(wait)
                     record.attempts += 1
         finally:
             _step_deadline.reset(token)
+
+    @staticmethod
+    def _skips(
+        step: Step[Any], ctx: OperationContext, record: StepRecord, metrics: StepMetrics | None
+    ) -> bool:
+        """True (and the step recorded as skipped) when its condition is false."""
+        if step.when is None or step.when(ctx):
+            return False
+        record.status, record.attempts = "skipped", 0
+        if metrics is not None:
+            metrics.skipped.inc()
+        return True
+
+    @staticmethod
+    def _retry_delay(
+        step: Step[Any],
+        record: StepRecord,
+        exc: Exception,
+        deadline: float | None,
+        metrics: StepMetrics | None,
+    ) -> float | None:
+        """Seconds to wait before retrying after ``exc``; None when it is not retried
+        (not a listed type, no attempts left, or the wait would outlast the budget)."""
+        retry = step.retry
+        if retry is None or record.attempts >= retry.attempts or not isinstance(exc, retry.on):
+            return None
+        wait = retry.delay(record.attempts)
+        if deadline is not None and time.perf_counter() + wait > deadline:
+            return None
+        if metrics is not None:
+            metrics.retries.inc()
+        return wait
 
     def _fail(
         self,
@@ -487,7 +638,9 @@ class _Run:
         for step, record in reversed(self.completed):
             metrics = self._metrics_of(step)
             try:
-                step.compensate(self.ctx)
+                done = step.compensate(self.ctx)
+                if inspect.isawaitable(done):
+                    async_to_sync(_awaited)(done)
             except Exception as exc:
                 logger.error(
                     "compensation of step %s failed",

@@ -76,6 +76,12 @@ COMPENSATIONS = Counter(
     "Compensations run after a critical failure, by outcome (ok, failed).",
     ["orchestrator", "step", "outcome"],
 )
+GROUP_DURATION = Histogram(
+    "orchestrator_group_duration_seconds",
+    "Wall time of a parallel group: from starting its steps until the last one ended.",
+    ["orchestrator", "group", "outcome"],
+    buckets=BUCKETS,
+)
 IN_PROGRESS = Gauge(
     "orchestrator_in_progress",
     "Orchestrator runs in progress.",
@@ -136,7 +142,7 @@ class StepMetrics:
 class OrchestratorMetrics:
     """The label children of one orchestrator, steps resolved on first use."""
 
-    __slots__ = ("_pipeline", "duration", "in_progress", "name", "steps")
+    __slots__ = ("_pipeline", "duration", "groups", "in_progress", "name", "steps")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -146,6 +152,7 @@ class OrchestratorMetrics:
         }
         self.in_progress = IN_PROGRESS.labels(name)
         self.steps: dict[tuple[str, bool], StepMetrics] = {}
+        self.groups: dict[str, dict[str, Histogram]] = {}
         self._pipeline: tuple[Sequence[Step[Any]], tuple[StepMetrics, ...]] = ((), ())
 
     def for_steps(self, steps: Sequence[Step[Any]]) -> tuple[StepMetrics, ...]:
@@ -155,6 +162,16 @@ class OrchestratorMetrics:
             children = tuple(self.step(step.name, critical=step.critical) for step in steps)
             self._pipeline = (steps, children)
         return children
+
+    def group(self, name: str) -> dict[str, Histogram]:
+        """The wall-time children of parallel group ``name``, by outcome (ok, failed)."""
+        found = self.groups.get(name)
+        if found is None:
+            found = self.groups[name] = {
+                outcome: GROUP_DURATION.labels(self.name, name, outcome)
+                for outcome in ("ok", "failed")
+            }
+        return found
 
     def step(self, name: str, *, critical: bool) -> StepMetrics:
         key = (name, critical)
