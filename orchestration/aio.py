@@ -158,6 +158,7 @@ async def run_group(parent: _Run, definition: Parallel[Any]) -> StepRecord:
         return group.record
     tasks: dict[asyncio.Future[Any], Branch] = {}
     for branch in group.branches:
+        task: asyncio.Future[Any]
         if branch.step.is_async:
             task = asyncio.ensure_future(_run_async_branch(branch, group))
         else:

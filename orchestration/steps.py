@@ -148,7 +148,7 @@ class Parallel(Step[CtxT]):
     the result and its wall time as a metric), so code that lists steps sees it.
     """
 
-    branches: tuple[Step[CtxT], ...]
+    branches: tuple[Step[CtxT], ...] = ()
 
     def __init__(
         self, name: str, *branches: Step[CtxT], when: Callable[[CtxT], bool] | None = None
