@@ -203,6 +203,8 @@ SPECTACULAR_SETTINGS = {
 }
 
 PAYMENT_GATEWAY = env.str("PAYMENT_GATEWAY", default="orders.payments.FakeGateway")
+#: Seconds each fake quote service takes to answer (see orders/quotes.py).
+ORDERS_QUOTE_LATENCY = {"shipping": 0.12, "tax": 0.08}
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
