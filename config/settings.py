@@ -205,7 +205,6 @@ SPECTACULAR_SETTINGS = {
 PAYMENT_GATEWAY = env.str("PAYMENT_GATEWAY", default="orders.payments.FakeGateway")
 #: Seconds each fake quote service takes to answer (see orders/quotes.py).
 ORDERS_QUOTE_LATENCY = {"shipping": 0.12, "tax": 0.08}
-METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
@@ -217,9 +216,12 @@ if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
 # Keep the metrics label sets bounded: django-prometheus exports the view name, never the URL.
 PROMETHEUS_EXPORT_MIGRATIONS = False
 
+# The orchestration app's settings (defaults and meanings: README.md, "Settings").
 ORCHESTRATION = {
     # Turn the Prometheus metrics of the engine off (timings in results stay on).
     "METRICS": _bool("ORCHESTRATION_METRICS", default=True),
+    # When set, /metrics requires `Authorization: Bearer <token>`.
+    "METRICS_TOKEN": env.str("METRICS_TOKEN", default=""),
 }
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024

@@ -11,6 +11,7 @@ class OrchestrationConfig(AppConfig):
         # Import every app's `orchestrators` module so that the registry is
         # complete for commands (dashboards, listings) and schema generation.
         autodiscover_modules("orchestrators")
+        from orchestration import checks  # noqa: F401  (registers the system checks)
         from orchestration.parallel import guard_connection
 
         # Steps of a parallel group may not query: each new connection refuses them.

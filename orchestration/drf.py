@@ -17,6 +17,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from orchestration.context import current_request_id, new_request_id
 from orchestration.engine import BaseOrchestrator
+from orchestration.envelope import error_body, typed_error_body
 from orchestration.errors import DatabaseUnavailable, OrchestrationError, internal_error
 from orchestration.result import OrchestratorResult
 
@@ -46,15 +47,6 @@ def envelope_response(
 
 
 # -- errors outside pipelines (authentication, parsing, throttling, crashes) ----------
-
-
-def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    """The error shape of a failure outside any pipeline (``step`` is null)."""
-    return {
-        "success": False,
-        "error": {"step": None, "code": code, "message": message, "details": details or {}},
-        "request_id": current_request_id.get() or new_request_id(),
-    }
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -100,11 +92,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         logger.error("unhandled error in %s", context.get("view"), exc_info=exc)
         typed = internal_error(current_request_id.get() or new_request_id())
     return Response(typed_error_body(typed), status=typed.status)
-
-
-def typed_error_body(error: OrchestrationError) -> dict[str, Any]:
-    """``error_body`` for a typed error: its code, message and details."""
-    return error_body(error.code, error.message, error.details)
 
 
 # -- OpenAPI (drf-spectacular) --------------------------------------------------------

@@ -36,12 +36,12 @@ from functools import partial
 from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 from asgiref.sync import async_to_sync
-from django.conf import settings
 from django.core import exceptions as django_exceptions
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, transaction
 from django.http import Http404
 
 from orchestration import parallel, registry
+from orchestration.conf import get_config
 from orchestration.context import (
     OperationContext,
     StepError,
@@ -288,7 +288,7 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
 
     @classmethod
     def _step_metrics(cls) -> OrchestratorMetrics | None:
-        if not settings.ORCHESTRATION.get("METRICS", True):
+        if not get_config()["METRICS"]:
             return None
         if cls.__dict__.get("_metrics") is None:
             cls._metrics = OrchestratorMetrics(cls.metric_name)

@@ -35,9 +35,9 @@ from contextvars import ContextVar
 from copy import copy as shallow_copy
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.db import connections
 
+from orchestration.conf import get_config
 from orchestration.context import OperationContext, StepError, _group_cancelled
 from orchestration.errors import InternalError
 from orchestration.result import StepRecord
@@ -86,8 +86,9 @@ def pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            workers = settings.ORCHESTRATION.get("PARALLEL_WORKERS", 16)
-            _pool = ThreadPoolExecutor(workers, thread_name_prefix="orchestration-group")
+            _pool = ThreadPoolExecutor(
+                get_config()["PARALLEL_WORKERS"], thread_name_prefix="orchestration-group"
+            )
         return _pool
 
 

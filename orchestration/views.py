@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import hmac
+import os
 
-from django.conf import settings
 from django.db import DatabaseError, connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from django_prometheus.exports import ExportToDjangoView
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    generate_latest,
+    multiprocess,
+)
 
+from orchestration.conf import get_config
 from orchestration.context import current_request_id
-from orchestration.drf import error_body, typed_error_body
+from orchestration.envelope import error_body, typed_error_body
 from orchestration.errors import internal_error
 
 API_PREFIX = "/api/"
@@ -45,15 +52,24 @@ def ready(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus exposition (all workers under gunicorn), behind METRICS_TOKEN if set."""
-    token = settings.METRICS_TOKEN
+    """Prometheus exposition (all workers under gunicorn), behind ``METRICS_TOKEN`` if set."""
+    token = get_config()["METRICS_TOKEN"]
     if token:
         supplied = request.headers.get("Authorization", "")
         if not hmac.compare_digest(supplied.encode(), f"Bearer {token}".encode()):
             response = HttpResponse("metrics require a bearer token\n", status=401)
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
-    return ExportToDjangoView(request)
+    return HttpResponse(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)
+
+
+def _registry() -> CollectorRegistry:
+    """Every worker's samples in multiprocess mode, this process's otherwise."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

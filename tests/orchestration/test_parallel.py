@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core.checks import run_checks
 from prometheus_client import REGISTRY
 
 from orchestration import (
@@ -414,3 +415,11 @@ def test_a_critical_failure_cancels_the_group_and_compensates_what_completed(cap
     assert result.step("tax").attempts == 1
     # Reverse order: the group's completed step first, with the output it produced.
     assert compensated == ["courier 4.5", "reserve"]
+
+
+def test_fewer_than_one_worker_thread_is_a_system_check_error(settings: Any) -> None:
+    settings.ORCHESTRATION = {"PARALLEL_WORKERS": 0}
+
+    errors = [message.id for message in run_checks() if message.id.startswith("orchestration.E")]
+
+    assert errors == ["orchestration.E004"]

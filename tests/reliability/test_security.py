@@ -123,6 +123,7 @@ def test_check_deploy_passes_with_production_settings() -> None:
         DJANGO_DEBUG="0",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
         DJANGO_ALLOWED_HOSTS="api.example.com",
+        METRICS_TOKEN=secrets.token_urlsafe(32),
     )
     completed = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
@@ -139,7 +140,7 @@ def test_check_deploy_passes_with_production_settings() -> None:
 
 @pytest.mark.django_db
 def test_metrics_require_the_configured_token(settings: Any) -> None:
-    settings.METRICS_TOKEN = "metrics-token-for-tests"
+    settings.ORCHESTRATION = {**settings.ORCHESTRATION, "METRICS_TOKEN": "metrics-token-for-tests"}
     client = APIClient()
     assert client.get("/metrics").status_code == 401
     wrong = client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong-token")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from orchestration import dashboards, registry
@@ -26,8 +25,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--output",
             type=Path,
-            default=Path(settings.BASE_DIR) / "dashboards",
-            help="Directory to write into (default: dashboards/ of the project).",
+            default=Path("dashboards"),
+            help="Directory to write into (default: dashboards/ in the current directory).",
         )
 
     def handle(self, *args: Any, check: bool, output: Path, **options: Any) -> None:

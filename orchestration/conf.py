@@ -1,0 +1,57 @@
+"""The app's settings: one ``ORCHESTRATION`` dictionary, every key with a default.
+
+Read them through ``get_config()``, never from ``django.conf.settings``
+directly: a project that sets nothing gets the defaults, and a test's
+``override_settings(ORCHESTRATION=...)`` is seen at once (the cache is cleared
+on ``setting_changed``). Values are checked by ``manage.py check``
+(``orchestration.checks``), not here: a wrong value is reported with its
+check id when the project starts, and the defaults stand in for it meanwhile.
+
+Documented in README.md ("Settings").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+SETTING = "ORCHESTRATION"
+
+DEFAULTS: dict[str, Any] = {
+    # Export the engine's Prometheus metrics; results keep their timings either way.
+    "METRICS": True,
+    # When set, the metrics view answers only requests with ``Authorization: Bearer <token>``.
+    "METRICS_TOKEN": "",
+    # Worker threads (per process) that run the sync steps of parallel groups.
+    "PARALLEL_WORKERS": 16,
+}
+
+#: The type each key must have (``manage.py check`` reports another one).
+TYPES: dict[str, type] = {"METRICS": bool, "METRICS_TOKEN": str, "PARALLEL_WORKERS": int}
+
+
+def user_settings() -> Mapping[str, Any]:
+    """The project's ``ORCHESTRATION``, or nothing when it is unset or not a mapping."""
+    value = getattr(settings, SETTING, None)
+    return value if isinstance(value, Mapping) else {}
+
+
+@cache
+def get_config() -> dict[str, Any]:
+    """The defaults, overridden by every well-typed key the project sets."""
+    config = dict(DEFAULTS)
+    for key, value in user_settings().items():
+        if key in TYPES and isinstance(value, TYPES[key]):
+            config[key] = value
+    return config
+
+
+@receiver(setting_changed)
+def _reset(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTING:
+        get_config.cache_clear()
