@@ -15,6 +15,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from orchestration import registry
 from orchestration.context import current_request_id, new_request_id
 from orchestration.engine import BaseOrchestrator
 from orchestration.envelope import error_body, typed_error_body
@@ -168,20 +169,29 @@ def describe_pipeline(orchestrator: type[BaseOrchestrator[Any, Any, Any]]) -> st
         "| # | step | kind | notes |",
         "| --- | --- | --- | --- |",
     ]
-    for number, step in enumerate(orchestrator.get_pipeline(), start=1):
+    for label, step in registry.numbered(registry.describe(orchestrator)["steps"]):
+        number = label.rstrip(".")
+        if step.get("branches"):
+            names = ", ".join(f"`{branch['name']}`" for branch in step["branches"])
+            lines.append(
+                f"| {number} | `{step['name']}` | parallel group | {names} run at the same time |"
+            )
+            continue
         notes = []
-        if step.when is not None:
+        if step["conditional"]:
             notes.append("conditional")
-        if step.retry is not None:
-            notes.append(f"retried up to {step.retry.attempts} attempts")
-        if step.compensate is not None:
+        if step["retry"] is not None:
+            notes.append(f"retried up to {step['retry']['attempts']} attempts")
+        if step["compensated"]:
             notes.append("compensated on later failure")
-        if step.after_commit:
+        if step["after_commit"]:
             notes.append("after commit")
-        if step.timeout is not None:
-            notes.append(f"{step.timeout:g} s budget")
-        kind = "critical" if step.critical else "best effort"
-        lines.append(f"| {number} | `{step.name}` | {kind} | {', '.join(notes)} |")
+        if step["timeout"] is not None:
+            notes.append(f"{step['timeout']:g} s budget")
+        if step["asynchronous"]:
+            notes.append("async")
+        kind = "critical" if step["critical"] else "best effort"
+        lines.append(f"| {number} | `{step['name']}` | {kind} | {', '.join(notes)} |")
     return "\n".join(lines)
 
 

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from orchestration.steps import Parallel
+
 if TYPE_CHECKING:
     from orchestration.steps import Step
 
@@ -153,13 +155,20 @@ class OrchestratorMetrics:
         self.in_progress = IN_PROGRESS.labels(name)
         self.steps: dict[tuple[str, bool], StepMetrics] = {}
         self.groups: dict[str, dict[str, Histogram]] = {}
-        self._pipeline: tuple[Sequence[Step[Any]], tuple[StepMetrics, ...]] = ((), ())
+        self._pipeline: tuple[Sequence[Step[Any]], tuple[StepMetrics | None, ...]] = ((), ())
 
-    def for_steps(self, steps: Sequence[Step[Any]]) -> tuple[StepMetrics, ...]:
-        """The children of each step of ``steps``, in order; resolved once per pipeline."""
+    def for_steps(self, steps: Sequence[Step[Any]]) -> tuple[StepMetrics | None, ...]:
+        """The children of each step of ``steps``, in order; resolved once per pipeline.
+
+        A parallel group has none (None): its steps have theirs, and its wall
+        time is ``orchestrator_group_duration_seconds``.
+        """
         pipeline, children = self._pipeline
         if pipeline is not steps:
-            children = tuple(self.step(step.name, critical=step.critical) for step in steps)
+            children = tuple(
+                None if isinstance(step, Parallel) else self.step(step.name, critical=step.critical)
+                for step in steps
+            )
             self._pipeline = (steps, children)
         return children
 

@@ -8,6 +8,8 @@ in any process that ran ``django.setup()``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from string import ascii_lowercase
 from typing import TYPE_CHECKING, Any
 
 from orchestration.errors import DefinitionError
@@ -50,6 +52,15 @@ def registered(*, include_tests: bool = False) -> list[type[BaseOrchestrator[Any
 def _is_test_module(module: str) -> bool:
     parts = module.split(".")
     return any(part == "tests" or part.startswith(("test_", "conftest")) for part in parts)
+
+
+def numbered(steps: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Described steps with their numbers: ``("1.", step)``, ...; a parallel group is
+    ``("2.", group)`` followed by its steps ``("2a.", step)``, ``("2b.", step)``."""
+    for number, step in enumerate(steps, start=1):
+        yield f"{number}.", step
+        for letter, branch in zip(ascii_lowercase, step.get("branches") or (), strict=False):
+            yield f"{number}{letter}.", branch
 
 
 def describe(cls: type[BaseOrchestrator[Any, Any, Any]]) -> dict[str, Any]:

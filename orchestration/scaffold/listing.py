@@ -29,19 +29,29 @@ def step_flags(step: dict[str, Any]) -> str:
         flags.append("after commit")
     if step["timeout"] is not None:
         flags.append(f"{step['timeout']:g} s budget")
+    if step.get("asynchronous"):
+        flags.append("async")
     return ", ".join(flags)
 
 
 def format_table(descriptions: list[dict[str, Any]]) -> str:
-    """One block per orchestrator: name, class, transaction mode, then its numbered steps."""
+    """One block per orchestrator: name, class, transaction mode, then its numbered steps.
+
+    A parallel group is one numbered entry; its steps follow as 2a, 2b, ...
+    """
     if not descriptions:
         return "No orchestrators are registered."
     blocks = []
     for description in descriptions:
         mode = "atomic" if description["atomic"] else "not atomic"
         lines = [f"{description['name']}  {description['class']}  ({mode})"]
-        width = max(len(step["name"]) for step in description["steps"])
-        for number, step in enumerate(description["steps"], start=1):
-            lines.append(f"  {number}. {step['name']:<{width}}  {step_flags(step)}")
+        rows = list(registry.numbered(description["steps"]))
+        width = max(len(label) + len(step["name"]) for label, step in rows)
+        for label, step in rows:
+            name = f"{label} {step['name']}".ljust(width + 1)
+            if step.get("branches"):
+                lines.append(f"  {name}  parallel group: {len(step['branches'])} steps at once")
+            else:
+                lines.append(f"  {name}  {step_flags(step)}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
