@@ -24,18 +24,20 @@ Semantics, in the order they apply (see README.md):
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import inspect
 import logging
 import re
+import threading
 import time
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Coroutine, Iterable, Sequence
 from contextlib import nullcontext
 from contextvars import ContextVar
 from functools import partial
 from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from django.core import exceptions as django_exceptions
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, transaction
 from django.http import Http404
@@ -306,6 +308,26 @@ async def _awaited(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
 
+_thread_loops = threading.local()
+
+
+def run_coroutine(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run an async operation from the engine's sync code, and return its result.
+
+    Under ``aexecute`` the sync code runs in a ``sync_to_async`` thread: the
+    coroutine goes back to the caller's event loop (where its ORM calls return
+    to this thread). Elsewhere (``execute`` in a WSGI worker, a group's worker
+    thread) it runs on an event loop this thread keeps, not one made per call.
+    """
+    outer = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    if outer is not None and outer.is_running():
+        return async_to_sync(_awaited)(coroutine)
+    runner = getattr(_thread_loops, "runner", None)
+    if runner is None:
+        runner = _thread_loops.runner = asyncio.Runner()
+    return runner.run(coroutine, context=contextvars.copy_context())
+
+
 class _Run:
     """The state of one execution (or of one branch of a parallel group)."""
 
@@ -496,7 +518,7 @@ class _Run:
         before = None if self.group is None else parallel.snapshot(ctx)
         if step.is_async:
             # On the caller's event loop when there is one (aexecute), else on a new one.
-            returned = async_to_sync(self._within_budget)(step, step.operation(ctx))
+            returned = run_coroutine(self._within_budget(step, step.operation(ctx)))
         else:
             returned = step.operation(ctx)
         return self._accept(step, ctx, returned, before)
@@ -640,7 +662,7 @@ class _Run:
             try:
                 done = step.compensate(self.ctx)
                 if inspect.isawaitable(done):
-                    async_to_sync(_awaited)(done)
+                    run_coroutine(_awaited(done))
             except Exception as exc:
                 logger.error(
                     "compensation of step %s failed",
