@@ -7,10 +7,18 @@ import time
 import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from orchestration.result import OrchestratorResult
 
 #: The id of the request (or job) being served; set by TimingMiddleware.
 current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
+
+#: Results of the runs in the current request, read by TimingMiddleware.
+collected_runs: ContextVar[list[OrchestratorResult[Any]] | None] = ContextVar(
+    "collected_runs", default=None
+)
 
 #: The deadline (perf_counter seconds) of the step that is running, if it has a timeout.
 _step_deadline: ContextVar[float | None] = ContextVar("step_deadline", default=None)

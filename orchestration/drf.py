@@ -21,6 +21,7 @@ from orchestration.engine import BaseOrchestrator
 from orchestration.envelope import error_body, typed_error_body
 from orchestration.errors import DatabaseUnavailable, OrchestrationError, internal_error
 from orchestration.result import OrchestratorResult
+from orchestration.steps import flag_words
 
 logger = logging.getLogger("orchestration")
 
@@ -176,22 +177,9 @@ def describe_pipeline(orchestrator: type[BaseOrchestrator[Any, Any, Any]]) -> st
             lines.append(
                 f"| {number} | `{step['name']}` | parallel group | {names} run at the same time |"
             )
-            continue
-        notes = []
-        if step["conditional"]:
-            notes.append("conditional")
-        if step["retry"] is not None:
-            notes.append(f"retried up to {step['retry']['attempts']} attempts")
-        if step["compensated"]:
-            notes.append("compensated on later failure")
-        if step["after_commit"]:
-            notes.append("after commit")
-        if step["timeout"] is not None:
-            notes.append(f"{step['timeout']:g} s budget")
-        if step["asynchronous"]:
-            notes.append("async")
-        kind = "critical" if step["critical"] else "best effort"
-        lines.append(f"| {number} | `{step['name']}` | {kind} | {', '.join(notes)} |")
+        else:
+            kind, *notes = flag_words(step)
+            lines.append(f"| {number} | `{step['name']}` | {kind} | {', '.join(notes)} |")
     return "\n".join(lines)
 
 

@@ -28,13 +28,12 @@ import contextvars
 import dataclasses
 import inspect
 import logging
-import re
 import threading
 import time
 from collections.abc import Awaitable, Coroutine, Iterable, Sequence
 from contextlib import nullcontext
-from contextvars import ContextVar
-from functools import partial
+from functools import cache, partial
+from types import new_class
 from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 from asgiref.sync import SyncToAsync, async_to_sync
@@ -48,6 +47,7 @@ from orchestration.context import (
     OperationContext,
     StepError,
     _step_deadline,
+    collected_runs,
     current_request_id,
     new_request_id,
     remaining_budget,
@@ -66,7 +66,14 @@ from orchestration.errors import (
 )
 from orchestration.metrics import OrchestratorMetrics, StepMetrics
 from orchestration.result import OrchestratorResult, StepRecord
-from orchestration.steps import Parallel, Step
+from orchestration.steps import (
+    NAME,
+    TRANSACTION_STEP,
+    Parallel,
+    Step,
+    default_metric_name,
+    validate_pipeline,
+)
 
 perf_counter_ns = time.perf_counter_ns
 
@@ -75,51 +82,6 @@ ResultT = TypeVar("ResultT")
 InputT = TypeVar("InputT")
 
 logger = logging.getLogger("orchestration")
-
-METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-
-#: Results of the runs in the current request, read by TimingMiddleware.
-collected_runs: ContextVar[list[OrchestratorResult[Any]] | None] = ContextVar(
-    "collected_runs", default=None
-)
-
-#: The step name used when the transaction itself (begin or commit) fails.
-TRANSACTION_STEP = "transaction"
-
-
-def default_metric_name(class_name: str) -> str:
-    """``CreateOrderOrchestrator`` -> ``create_order``."""
-    base = class_name.removesuffix("Orchestrator") or class_name
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", base).lower()
-
-
-def validate_pipeline(owner: str, steps: Sequence[Step[Any]]) -> None:
-    """Raise DefinitionError, naming ``owner`` and the step, for a malformed pipeline."""
-    if not steps:
-        raise DefinitionError(f"{owner}: the pipeline has no steps.")
-    seen: set[str] = set()
-    entries = [*steps]
-    for entry in steps:
-        if isinstance(entry, Parallel):
-            entries.extend(entry.branches)
-    for step in entries:
-        if not isinstance(step, Step):
-            raise DefinitionError(f"{owner}: pipeline entry {step!r} is not a Step.")
-        if step.name == TRANSACTION_STEP:
-            raise DefinitionError(f"{owner}: step name {step.name!r} is reserved.")
-        if step.name in seen:
-            raise DefinitionError(f"{owner}: step name {step.name!r} is used twice.")
-        seen.add(step.name)
-        if step.after_commit and step.critical:
-            raise DefinitionError(
-                f"{owner}: step {step.name!r} runs after commit, so it cannot be critical: "
-                "the data is already committed when it runs. Declare it critical=False."
-            )
-        if step.after_commit and step.compensate is not None:
-            raise DefinitionError(
-                f"{owner}: step {step.name!r} runs after commit, so nothing can fail after "
-                "it to trigger its compensation; remove `compensate`."
-            )
 
 
 def _context_type(cls: type) -> type | None:
@@ -207,7 +169,7 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
         owner = f"{cls.__module__}.{cls.__qualname__}"
         if "metric_name" not in cls.__dict__:
             cls.metric_name = default_metric_name(cls.__name__)
-        if not METRIC_NAME.match(cls.metric_name):
+        if not NAME.match(cls.metric_name):
             raise DefinitionError(
                 f"{owner}: metric_name {cls.metric_name!r} must be lower_snake_case."
             )
@@ -326,6 +288,30 @@ def run_coroutine(coroutine: Coroutine[Any, Any, Any]) -> Any:
     if runner is None:
         runner = _thread_loops.runner = asyncio.Runner()
     return runner.run(coroutine, context=contextvars.copy_context())
+
+
+def execute_step(
+    step: Step[Any], ctx: CtxT, *, database: str = DEFAULT_DB_ALIAS
+) -> tuple[CtxT, StepRecord]:
+    """Run one step on ``ctx`` as a pipeline would, without an orchestrator.
+
+    The condition, savepoint, retry, timeout and error translation apply; no
+    metrics are recorded and nothing is compensated. Returns the context the
+    step left and its record (``orchestration.testing.run_step`` builds on it).
+    """
+    run = _Run(_step_host(database)(), ctx, (step,), None)
+    record = run._run_step(step, None)
+    after = run.ctx
+    assert isinstance(after, type(ctx)), "the engine accepts only the context's own type"
+    return after, record
+
+
+@cache
+def _step_host(database: str) -> type[BaseOrchestrator[Any, Any, Any]]:
+    """An orchestrator class (abstract: never registered) using ``database``."""
+    return new_class(
+        "StepHost", (BaseOrchestrator,), {"abstract": True}, lambda ns: ns.update(database=database)
+    )
 
 
 class _Run:

@@ -12,13 +12,12 @@ pays for a dictionary lookup, not for label resolution.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from orchestration.steps import Parallel
+from orchestration.steps import NAME, Parallel
 
 if TYPE_CHECKING:
     from orchestration.steps import Step
@@ -96,7 +95,6 @@ IN_PROGRESS = Gauge(
 #: ``other``: codes are meant to be a small fixed set, and a code built from
 #: data must not grow the label set without bound.
 MAX_CODES_PER_STEP = 32
-WELL_FORMED_CODE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
 class StepMetrics:
@@ -130,7 +128,7 @@ class StepMetrics:
         child = self._failures.get(code)
         if child is None:
             label = code
-            if len(self._failures) >= MAX_CODES_PER_STEP or not WELL_FORMED_CODE.match(code):
+            if len(self._failures) >= MAX_CODES_PER_STEP or not NAME.match(code):
                 label = "other"
             child = STEP_FAILURES.labels(self.orchestrator, self.step, self.critical, label)
             if label == code:

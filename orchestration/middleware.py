@@ -11,8 +11,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 
-from orchestration.context import current_request_id, new_request_id
-from orchestration.engine import collected_runs
+from orchestration.context import collected_runs, current_request_id, new_request_id
 from orchestration.result import OrchestratorResult
 
 #: An incoming X-Request-ID is kept only when it looks like an id: anything else

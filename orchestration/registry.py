@@ -9,6 +9,7 @@ in any process that ran ``django.setup()``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from string import ascii_lowercase
 from typing import TYPE_CHECKING, Any
 
@@ -40,18 +41,24 @@ def unregister(cls: type[BaseOrchestrator[Any, Any, Any]]) -> None:
         del _registry[cls.metric_name]
 
 
-def registered(*, include_tests: bool = False) -> list[type[BaseOrchestrator[Any, Any, Any]]]:
-    """Registered classes ordered by metric name; classes from test modules left out."""
-    return [
-        cls
-        for name, cls in sorted(_registry.items())
-        if include_tests or not _is_test_module(cls.__module__)
-    ]
+def registered() -> list[type[BaseOrchestrator[Any, Any, Any]]]:
+    """Registered classes ordered by metric name."""
+    return [cls for _, cls in sorted(_registry.items())]
 
 
-def _is_test_module(module: str) -> bool:
-    parts = module.split(".")
-    return any(part == "tests" or part.startswith(("test_", "conftest")) for part in parts)
+@contextmanager
+def isolated() -> Iterator[None]:
+    """Undo, on exit, every registration made inside the block.
+
+    Classes that tests define stay out of what commands list and dashboards
+    show, as models do inside Django's ``isolate_apps``.
+    """
+    saved = dict(_registry)
+    try:
+        yield
+    finally:
+        _registry.clear()
+        _registry.update(saved)
 
 
 def numbered(steps: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -1,10 +1,11 @@
-"""Pipeline steps, parallel groups and retry policies."""
+"""Pipeline steps, parallel groups, retry policies and the rules a pipeline's declaration
+must follow."""
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -14,7 +15,11 @@ from orchestration.errors import DefinitionError, ServiceUnavailable
 
 CtxT = TypeVar("CtxT")
 
-STEP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+#: Step names, metric names and error codes: each becomes a Prometheus label value.
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+#: The step name used when the transaction itself (begin or commit) fails.
+TRANSACTION_STEP = "transaction"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +79,7 @@ class Step(Generic[CtxT]):
     plain: bool = field(init=False, default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not STEP_NAME.match(self.name):
+        if not isinstance(self.name, str) or not NAME.match(self.name):
             raise DefinitionError(
                 f"Step name {self.name!r} must be lower_snake_case (letters, digits, "
                 "underscores; at most 63 characters): it becomes a metric label."
@@ -184,3 +189,62 @@ class Parallel(Step[CtxT]):
             "operation": None,
             "branches": [branch.describe() for branch in self.branches],
         }
+
+
+def flag_words(step: Mapping[str, Any]) -> list[str]:
+    """A step's declaration (``Step.describe()``) in words, its kind first.
+
+    ``["critical", "retried up to 3 attempts on ServiceUnavailable", "compensated"]``:
+    the one wording of the API description, ``manage.py orchestrators`` and the
+    dashboards.
+    """
+    words = ["critical" if step["critical"] else "best effort"]
+    if step["conditional"]:
+        words.append("conditional")
+    if step["retry"]:
+        attempts, on = step["retry"]["attempts"], ", ".join(step["retry"]["on"])
+        words.append(f"retried up to {attempts} attempts on {on}")
+    if step["compensated"]:
+        words.append("compensated on later failure")
+    if step["after_commit"]:
+        words.append("after commit")
+    if step["timeout"] is not None:
+        words.append(f"{step['timeout']:g} s budget")
+    if step.get("asynchronous"):
+        words.append("async")
+    return words
+
+
+def default_metric_name(class_name: str) -> str:
+    """``CreateOrderOrchestrator`` -> ``create_order``."""
+    base = class_name.removesuffix("Orchestrator") or class_name
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", base).lower()
+
+
+def validate_pipeline(owner: str, steps: Sequence[Step[Any]]) -> None:
+    """Raise DefinitionError, naming ``owner`` and the step, for a malformed pipeline."""
+    if not steps:
+        raise DefinitionError(f"{owner}: the pipeline has no steps.")
+    seen: set[str] = set()
+    entries = [*steps]
+    for entry in steps:
+        if isinstance(entry, Parallel):
+            entries.extend(entry.branches)
+    for step in entries:
+        if not isinstance(step, Step):
+            raise DefinitionError(f"{owner}: pipeline entry {step!r} is not a Step.")
+        if step.name == TRANSACTION_STEP:
+            raise DefinitionError(f"{owner}: step name {step.name!r} is reserved.")
+        if step.name in seen:
+            raise DefinitionError(f"{owner}: step name {step.name!r} is used twice.")
+        seen.add(step.name)
+        if step.after_commit and step.critical:
+            raise DefinitionError(
+                f"{owner}: step {step.name!r} runs after commit, so it cannot be critical: "
+                "the data is already committed when it runs. Declare it critical=False."
+            )
+        if step.after_commit and step.compensate is not None:
+            raise DefinitionError(
+                f"{owner}: step {step.name!r} runs after commit, so nothing can fail after "
+                "it to trigger its compensation; remove `compensate`."
+            )

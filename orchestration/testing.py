@@ -7,6 +7,12 @@ translation, timing) so that a test mocks one thing, not the world::
     ctx = make_context(OrderContext, input=order_input, user=user)
     outcome = run_step(create_order, ctx)
     assert outcome.ok and outcome.ctx.order.owner == user
+
+``isolated_registry`` keeps the orchestrators a test defines out of the
+registry (and so out of ``manage.py orchestrators`` and the dashboards)::
+
+    with isolated_registry():
+        class Checkout(BaseOrchestrator[...]): ...
 """
 
 from __future__ import annotations
@@ -17,9 +23,12 @@ from typing import Any, Generic, TypeVar
 from django.db import DEFAULT_DB_ALIAS
 
 from orchestration.context import OperationContext, StepError
-from orchestration.engine import _Run
+from orchestration.engine import execute_step
+from orchestration.registry import isolated as isolated_registry
 from orchestration.result import StepRecord
 from orchestration.steps import Step
+
+__all__ = ["StepOutcome", "isolated_registry", "make_context", "run_step"]
 
 CtxT = TypeVar("CtxT", bound=OperationContext)
 
@@ -46,13 +55,6 @@ class StepOutcome(Generic[CtxT]):
         return self.record.error
 
 
-class _Standalone:
-    """Stands in for an orchestrator when a step runs alone (no metrics)."""
-
-    atomic = True
-    database = DEFAULT_DB_ALIAS
-
-
 def run_step(
     step: Step[CtxT] | Any, ctx: CtxT, /, *, database: str = DEFAULT_DB_ALIAS, **options: Any
 ) -> StepOutcome[CtxT]:
@@ -61,8 +63,5 @@ def run_step(
         step = Step(options.pop("name", step.__name__), step, **options)
     elif options:
         raise TypeError("Pass options only with a bare operation, not with a Step.")
-    host = _Standalone()
-    host.database = database
-    run = _Run(host, ctx, (step,), None)  # type: ignore[arg-type]
-    record = run._run_step(step, None)
-    return StepOutcome(ctx=run.ctx, record=record)  # type: ignore[arg-type]
+    after, record = execute_step(step, ctx, database=database)
+    return StepOutcome(ctx=after, record=record)

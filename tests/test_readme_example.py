@@ -13,6 +13,8 @@ from django.contrib.auth.models import User
 from django.core import mail
 from rest_framework.test import APIRequestFactory
 
+from orchestration.testing import isolated_registry
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -26,8 +28,9 @@ def example() -> Iterator[types.ModuleType]:
     module = types.ModuleType("tests.readme_example")
     sys.modules[module.__name__] = module  # dataclasses resolve annotations through it
     try:
-        exec(compile(readme_python_blocks()[0], str(README), "exec"), module.__dict__)
-        yield module
+        with isolated_registry():
+            exec(compile(readme_python_blocks()[0], str(README), "exec"), module.__dict__)
+            yield module
     finally:
         del sys.modules[module.__name__]
 

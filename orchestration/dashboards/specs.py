@@ -6,11 +6,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from orchestration.steps import flag_words
+
 
 @dataclass(frozen=True)
 class StepSpec:
     name: str
     critical: bool
+    #: "critical" or "best effort", as the API description and the listing say it.
+    kind: str
     retried: bool
     compensated: bool
     conditional: bool
@@ -22,6 +26,7 @@ class StepSpec:
         return cls(
             name=step["name"],
             critical=step["critical"],
+            kind=flag_words(step)[0],
             retried=step["retry"] is not None,
             compensated=step["compensated"],
             conditional=step["conditional"],
@@ -68,7 +73,7 @@ class OrchestratorSpec:
         """``validate (critical); quotes [shipping (critical) | tax (best effort)]``."""
         parts: list[str] = []
         for step in self.steps:
-            text = f"{step.name} ({'critical' if step.critical else 'best effort'})"
+            text = f"{step.name} ({step.kind})"
             if step.group is None:
                 parts.append(text)
             elif parts and parts[-1].startswith(f"{step.group} ["):

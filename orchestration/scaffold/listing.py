@@ -7,6 +7,7 @@ from typing import Any
 
 from orchestration import registry
 from orchestration.engine import BaseOrchestrator
+from orchestration.steps import flag_words
 
 Orchestrator = type[BaseOrchestrator[Any, Any, Any]]
 
@@ -14,24 +15,6 @@ Orchestrator = type[BaseOrchestrator[Any, Any, Any]]
 def describe_all(classes: Iterable[Orchestrator]) -> list[dict[str, Any]]:
     """The registry's description of each class (the data `--format json` prints)."""
     return [registry.describe(cls) for cls in classes]
-
-
-def step_flags(step: dict[str, Any]) -> str:
-    """A step's declaration in words: ``best effort, after commit, retried 3x on ...``."""
-    flags = ["critical" if step["critical"] else "best effort"]
-    if step["conditional"]:
-        flags.append("conditional")
-    if step["retry"]:
-        flags.append(f"retried {step['retry']['attempts']}x on {', '.join(step['retry']['on'])}")
-    if step["compensated"]:
-        flags.append("compensated")
-    if step["after_commit"]:
-        flags.append("after commit")
-    if step["timeout"] is not None:
-        flags.append(f"{step['timeout']:g} s budget")
-    if step.get("asynchronous"):
-        flags.append("async")
-    return ", ".join(flags)
 
 
 def format_table(descriptions: list[dict[str, Any]]) -> str:
@@ -52,6 +35,6 @@ def format_table(descriptions: list[dict[str, Any]]) -> str:
             if step.get("branches"):
                 lines.append(f"  {name}  parallel group: {len(step['branches'])} steps at once")
             else:
-                lines.append(f"  {name}  {step_flags(step)}")
+                lines.append(f"  {name}  {', '.join(flag_words(step))}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)

@@ -11,8 +11,7 @@ import keyword
 import re
 from dataclasses import dataclass
 
-from orchestration.engine import TRANSACTION_STEP
-from orchestration.steps import STEP_NAME
+from orchestration.steps import NAME, TRANSACTION_STEP
 
 
 class ScaffoldError(Exception):
@@ -104,7 +103,7 @@ def service_name(name: str) -> ServiceName:
             "The service name must say what the service does, not only 'Orchestrator'."
         )
     service = ServiceName(pascal)
-    if not STEP_NAME.match(service.snake):
+    if not NAME.match(service.snake):
         raise ScaffoldError(
             f"Service name {name!r} is too long (its metric name must fit 63 characters)."
         )
@@ -115,7 +114,7 @@ def operation_name(name: str) -> str:
     """One operation: a lower_snake_case function name that is also a valid step name."""
     name = name.strip()
     _require_identifier("operation name", name)
-    if not STEP_NAME.match(name):
+    if not NAME.match(name):
         raise ScaffoldError(
             f"Operation name {name!r} must be lower_snake_case (letters, digits, underscores, "
             "starting with a letter, at most 63 characters): it is a function and a step name."

@@ -48,7 +48,7 @@ class ServiceSpec:
 
 
 def _check_free(spec: ServiceSpec) -> None:
-    taken = {cls.metric_name: cls for cls in registry.registered(include_tests=True)}
+    taken = {cls.metric_name: cls for cls in registry.registered()}
     if spec.service.snake in taken:
         cls = taken[spec.service.snake]
         raise ScaffoldError(

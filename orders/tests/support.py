@@ -1,4 +1,4 @@
-"""Fixtures-as-functions shared by the orders tests: tokens, bodies, stock snapshots."""
+"""Fixtures-as-functions shared by the orders tests: tokens, bodies, contexts, snapshots."""
 
 from __future__ import annotations
 
@@ -8,7 +8,16 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from orchestration import BaseOrchestrator, Step
+from orchestration.testing import make_context, run_step
 from orders.models import IdempotencyRecord, Order, OrderItem, Product
+from orders.orchestrators import CreateOrder
+from orders.types import (
+    CancelOrderContext,
+    CancelOrderInput,
+    CreateOrderContext,
+    CreateOrderInput,
+    OrderLine,
+)
 
 PASSWORD = "correct-horse-battery"
 
@@ -49,10 +58,31 @@ def step_named(orchestrator: type[BaseOrchestrator[Any, Any, Any]], name: str) -
 
 def place_paid_order(user: Any, *lines: tuple[Product, int]) -> Order:
     """A paid order through the real pipeline (stock taken, charge captured)."""
-    from orders.orchestrators import CreateOrder
-    from orders.types import CreateOrderInput
-
     result = CreateOrder().execute(CreateOrderInput(data=order_body(*lines)), user=user)
     assert result.success, result.error
     assert result.data is not None
     return result.data
+
+
+def order_context(user: Any, *lines: tuple[Product, int], **fields: Any) -> CreateOrderContext:
+    """A CreateOrder context as validate_order leaves it."""
+    return make_context(
+        CreateOrderContext,
+        input=CreateOrderInput(data=order_body(*lines), idempotency_key=fields.pop("key", None)),
+        user=user,
+        lines=tuple(OrderLine(product.pk, quantity) for product, quantity in lines),
+        payment_token="tok_visa",
+        **fields,
+    )
+
+
+def placed_context(user: Any, *lines: tuple[Product, int]) -> CreateOrderContext:
+    """A context as it is after reserve_stock and create_order."""
+    ctx = order_context(user, *lines, products={product.pk: product for product, _ in lines})
+    return run_step(step_named(CreateOrder, "create_order"), ctx).ctx
+
+
+def cancel_context(user: Any, target: Order, **fields: Any) -> CancelOrderContext:
+    return make_context(
+        CancelOrderContext, input=CancelOrderInput(order_id=target.pk), user=user, **fields
+    )

@@ -23,7 +23,6 @@ from orchestration import (
     Retry,
     ServiceUnavailable,
     Step,
-    registry,
 )
 
 WAIT = 10
@@ -45,14 +44,6 @@ class TripBase(BaseOrchestrator[TripContext, list[str], None], abstract=True):
 
     def build_result(self, ctx: TripContext) -> list[str]:
         return ctx.trail
-
-
-@pytest.fixture(autouse=True)
-def _isolated_registry():
-    saved = dict(registry._registry)
-    yield
-    registry._registry.clear()
-    registry._registry.update(saved)
 
 
 def define(name: str, *pipeline: Step[Any], **attrs: Any) -> type[TripBase]:

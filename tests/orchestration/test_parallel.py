@@ -24,7 +24,6 @@ from orchestration import (
     Retry,
     ServiceUnavailable,
     Step,
-    registry,
 )
 from orchestration.context import current_request_id
 
@@ -51,14 +50,6 @@ class QuoteBase(BaseOrchestrator[QuoteContext, dict[str, Any], None], abstract=T
             "total": ctx.total,
             "seen_request_ids": ctx.seen_request_ids,
         }
-
-
-@pytest.fixture(autouse=True)
-def _isolated_registry():
-    saved = dict(registry._registry)
-    yield
-    registry._registry.clear()
-    registry._registry.update(saved)
 
 
 def define(name: str, *pipeline: Step[Any], **attrs: Any) -> type[QuoteBase]:

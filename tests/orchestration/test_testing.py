@@ -5,9 +5,15 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Group
 
-from orchestration import Retry, ServiceUnavailable, Step
-from orchestration.testing import TEST_REQUEST_ID, make_context, run_step
-from orchestration.tests.pipelines import GroupsContext, create_group, fail_with, groups
+from orchestration import Retry, ServiceUnavailable, Step, registry
+from orchestration.testing import TEST_REQUEST_ID, isolated_registry, make_context, run_step
+from tests.orchestration.pipelines import (
+    GroupsContext,
+    GroupsOrchestrator,
+    create_group,
+    fail_with,
+    groups,
+)
 
 
 def test_make_context_fills_test_defaults():
@@ -67,3 +73,17 @@ def test_run_step_applies_a_steps_retry_policy():
 def test_run_step_refuses_options_with_a_ready_step():
     with pytest.raises(TypeError, match="bare operation"):
         run_step(Step("a", create_group("a")), make_context(GroupsContext), critical=False)
+
+
+def test_an_isolated_registry_forgets_the_classes_defined_inside_it():
+    before = registry.registered()
+
+    with isolated_registry():
+
+        class Temporary(GroupsOrchestrator):
+            pipeline = [Step("one", create_group("one"))]
+
+        assert Temporary in registry.registered()
+        assert set(before) <= set(registry.registered())
+
+    assert registry.registered() == before

@@ -7,7 +7,7 @@ from prometheus_client import REGISTRY
 
 from orchestration import Conflict, Retry, ServiceUnavailable, Step
 from orchestration.metrics import BUCKETS
-from orchestration.tests.pipelines import create_group, fail_with, make_orchestrator
+from tests.orchestration.pipelines import create_group, fail_with, make_orchestrator
 
 
 def sample(name: str, **labels: str) -> float:

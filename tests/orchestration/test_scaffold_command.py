@@ -25,10 +25,12 @@ def _noop(ctx: OperationContext) -> OperationContext:
     return ctx
 
 
-class TakenName(BaseOrchestrator[OperationContext, None, None]):
-    """Holds the metric name `taken_name`, so that a new service cannot take it."""
+@pytest.fixture
+def taken_name() -> None:
+    """Registers the metric name `taken_name`, so that a new service cannot take it."""
 
-    pipeline = (Step("noop", _noop),)
+    class TakenName(BaseOrchestrator[OperationContext, None, None]):
+        pipeline = (Step("noop", _noop),)
 
 
 @pytest.fixture
@@ -188,6 +190,7 @@ BAD_INPUTS = [
 ]
 
 
+@pytest.mark.usefixtures("taken_name")
 @pytest.mark.parametrize(("override", "message"), BAD_INPUTS)
 def test_bad_input_is_refused_and_nothing_is_written(
     project: Path, override: dict[str, str], message: str

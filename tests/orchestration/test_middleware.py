@@ -8,7 +8,7 @@ import pytest
 
 from orchestration.logging import RequestIdFilter
 
-pytestmark = [pytest.mark.urls("orchestration.tests.urls"), pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.urls("tests.orchestration.urls"), pytest.mark.django_db(transaction=True)]
 
 
 def parse_server_timing(header: str) -> dict[str, float]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from django.contrib.auth.models import Group
 
 from orchestration import BaseOrchestrator, OperationContext, Step
+from orchestration.testing import isolated_registry
 
 
 @dataclass(kw_only=True, eq=False)
@@ -53,5 +54,6 @@ def groups() -> list[str]:
 
 
 def make_orchestrator(name: str, steps: list[Step], **attrs) -> type[GroupsOrchestrator]:
-    """Define a concrete orchestrator class (as a class statement would)."""
-    return type(name, (GroupsOrchestrator,), {"pipeline": steps, **attrs})
+    """Define a concrete orchestrator class (as a class statement would), left unregistered."""
+    with isolated_registry():
+        return type(name, (GroupsOrchestrator,), {"pipeline": steps, **attrs})

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import Group
 from drf_spectacular.generators import SchemaGenerator
 
-pytestmark = pytest.mark.urls("orchestration.tests.urls")
+pytestmark = pytest.mark.urls("tests.orchestration.urls")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -84,5 +84,8 @@ def test_the_schema_documents_the_envelope_each_error_and_the_pipeline():
         "request_id",
     }
     description = operation["description"]
-    assert "| 2 | `create` | critical | retried up to 2 attempts |" in description
+    assert (
+        "| 2 | `create` | critical | retried up to 2 attempts on ServiceUnavailable |"
+        in description
+    )
     assert "| 3 | `notify` | best effort | after commit |" in description

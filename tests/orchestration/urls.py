@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from orchestration import PaymentRequired, Retry, ServiceUnavailable, Step
 from orchestration.drf import envelope_response, orchestrated_schema
-from orchestration.tests.pipelines import create_group, fail_with, make_orchestrator
+from tests.orchestration.pipelines import create_group, fail_with, make_orchestrator
 
 Register = make_orchestrator(
     "RegisterGroups",

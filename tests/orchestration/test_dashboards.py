@@ -21,27 +21,30 @@ from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models.dashboard import Dashboard as DashboardModel
 
 from orchestration import BaseOrchestrator, OperationContext, Retry, Step, dashboards, registry
+from orchestration.testing import isolated_registry
 
 
 def _noop(ctx: OperationContext) -> OperationContext:
     return ctx
 
 
-class DashboardsTestCheckout(BaseOrchestrator[OperationContext, None, None]):
-    """Every kind of step the dashboards distinguish; registered but from a test module."""
+with isolated_registry():
 
-    metric_name = "dashboards_test_checkout"
-    pipeline = (
-        Step("validate", _noop),
-        Step("charge", _noop, retry=Retry(attempts=2), compensate=_noop),
-        Step("notify", _noop, critical=False, after_commit=True, when=lambda ctx: True),
-    )
+    class DashboardsTestCheckout(BaseOrchestrator[OperationContext, None, None]):
+        """Every kind of step the dashboards distinguish; described, never registered."""
 
-    def initialize_context(self, input: None, **kwargs: Any) -> OperationContext:
-        return OperationContext(**kwargs)
+        metric_name = "dashboards_test_checkout"
+        pipeline = (
+            Step("validate", _noop),
+            Step("charge", _noop, retry=Retry(attempts=2), compensate=_noop),
+            Step("notify", _noop, critical=False, after_commit=True, when=lambda ctx: True),
+        )
 
-    def build_result(self, ctx: OperationContext) -> None:
-        return None
+        def initialize_context(self, input: None, **kwargs: Any) -> OperationContext:
+            return OperationContext(**kwargs)
+
+        def build_result(self, ctx: OperationContext) -> None:
+            return None
 
 
 def _description(name: str = "checkout", **overrides: Any) -> dict[str, Any]:
@@ -108,18 +111,7 @@ def test_an_orchestrator_dashboard_follows_the_declared_steps(rendered: dict[str
 
 
 def test_panels_for_absent_features_are_left_out() -> None:
-    plain = _description(
-        "plain",
-        steps=[
-            {
-                "name": "only",
-                "critical": True,
-                "retry": None,
-                "compensated": False,
-                "conditional": False,
-            }
-        ],
-    )
+    plain = _description("plain", steps=[Step("only", _noop).describe()])
     board = json.loads(dashboards.render([plain])["grafana/dashboards/orchestrator-plain.json"])
     titles = {panel["title"] for panel in _panels(board)}
     assert "Critical step failures" in titles
@@ -176,12 +168,11 @@ def test_rules_and_provisioning_are_valid_yaml(rendered: dict[str, str]) -> None
     )
 
 
-def test_the_command_writes_only_production_orchestrators(tmp_path: Path) -> None:
+def test_the_command_writes_every_registered_orchestrator_and_only_those(tmp_path: Path) -> None:
     call_command("generate_dashboards", "--output", str(tmp_path))
     written = sorted(path.name for path in (tmp_path / "grafana" / "dashboards").iterdir())
-    production = [f"orchestrator-{cls.metric_name}.json" for cls in registry.registered()]
-    assert written == sorted([*production, "orchestration-overview.json"])
-    assert DashboardsTestCheckout in registry.registered(include_tests=True)
+    registered = [f"orchestrator-{cls.metric_name}.json" for cls in registry.registered()]
+    assert written == sorted([*registered, "orchestration-overview.json"])
     assert "orchestrator-dashboards_test_checkout.json" not in written
     call_command("generate_dashboards", "--check", "--output", str(tmp_path))
 
