@@ -32,7 +32,13 @@ from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
 
-from orchestration.context import _group_cancelled, _step_deadline, current_request_id
+from orchestration.context import (
+    _group_cancelled,
+    _step_deadline,
+    current_request_id,
+    new_request_id,
+)
+from orchestration.engine import collect
 from orchestration.parallel import Branch, Group, _running_branch, snapshot
 from orchestration.result import OrchestratorResult, StepRecord
 from orchestration.steps import Parallel, Step
@@ -55,8 +61,6 @@ async def execute(
     if orchestrator.atomic:
         run_in_thread = sync_to_async(orchestrator.execute, thread_sensitive=True)
         return await run_in_thread(input, user=user, request_id=request_id, **extra)
-    from orchestration.engine import collect, new_request_id
-
     request_id = request_id or current_request_id.get() or new_request_id()
     token = current_request_id.set(request_id)
     try:

@@ -39,7 +39,7 @@ from django.db import connections
 
 from orchestration.conf import get_config
 from orchestration.context import OperationContext, StepError, _group_cancelled
-from orchestration.errors import InternalError
+from orchestration.errors import DefinitionError, InternalError
 from orchestration.result import StepRecord
 from orchestration.steps import Parallel, Step
 
@@ -115,7 +115,9 @@ def branch_context(ctx: OperationContext) -> OperationContext:
 
 def snapshot(ctx: OperationContext) -> dict[str, Any]:
     """What ``check_writes`` compares against: each field's object, and the containers' items."""
-    values: dict[str, Any] = {field.name: getattr(ctx, field.name) for field in _fields(ctx)}
+    values: dict[str, Any] = {
+        field.name: getattr(ctx, field.name) for field in dataclasses.fields(ctx)
+    }
     values["results"] = dict(ctx.results)
     values["metadata"] = dict(ctx.metadata)
     return values
@@ -127,7 +129,7 @@ def check_writes(
     """Raise when the step changed a field it does not declare in ``outputs``."""
     changed = [
         field.name
-        for field in _fields(ctx)
+        for field in dataclasses.fields(ctx)
         if field.name not in _CONTAINERS and getattr(ctx, field.name) is not before[field.name]
     ]
     for container in ("results", "metadata"):
@@ -144,14 +146,8 @@ def check_writes(
         )
 
 
-def _fields(ctx: OperationContext) -> tuple[dataclasses.Field[Any], ...]:
-    return dataclasses.fields(ctx)
-
-
 def check_outputs(owner: str, context_type: type, steps: tuple[Step[Any], ...]) -> None:
     """At class definition: every declared output of a group's step is a context field."""
-    from orchestration.errors import DefinitionError
-
     names = {field.name for field in dataclasses.fields(context_type)}
     for entry in steps:
         if not isinstance(entry, Parallel):
