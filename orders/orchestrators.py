@@ -87,9 +87,9 @@ class CancelOrder(BaseOrchestrator[CancelOrderContext, Order, CancelOrderInput])
         Step("mark_cancelled", mark_cancelled),
         # Last of the critical steps: a refund cannot be rolled back, so every
         # local write that could still fail has run before it.
-        Step("refund", refund_order, when=was_charged, retry=GATEWAY_RETRY),
+        Step("refund_order", refund_order, when=was_charged, retry=GATEWAY_RETRY),
         Step(
-            "notify",
+            "notify_cancellation",
             notify_cancellation,
             critical=False,
             after_commit=True,

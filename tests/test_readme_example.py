@@ -47,7 +47,7 @@ def test_the_example_signs_up_and_sends_the_welcome_after_commit(example):
 
     assert body["status"] == 201
     assert body["data"] == {"id": User.objects.get(username="ada").pk, "username": "ada"}
-    assert set(body["metrics"]) == {"create_account", "send_welcome"}
+    assert set(body["metrics"]) == {"validate_sign_up", "create_account", "send_welcome"}
     assert [message.to for message in mail.outbox] == [["ada@example.com"]]
 
 
@@ -70,3 +70,16 @@ def test_the_testing_snippet_runs(example):
     exec(readme_python_blocks()[1], namespace)
 
     assert User.objects.filter(username="ada").exists()
+
+
+@pytest.mark.django_db
+def test_the_example_checks_its_input_in_the_first_step(example):
+    body = post_sign_up(example, {"username": "ada", "email": "not an address"})
+
+    assert body["status"] == 400
+    assert (body["error"]["step"], body["error"]["code"]) == (
+        "validate_sign_up",
+        "validation_failed",
+    )
+    assert "email" in body["error"]["details"]
+    assert not User.objects.filter(username="ada").exists()

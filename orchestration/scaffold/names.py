@@ -62,6 +62,16 @@ class ServiceName:
     def input(self) -> str:
         return f"{self.pascal}Input"
 
+    @property
+    def validator(self) -> str:
+        """The generated first operation, which checks the input."""
+        return f"validate_{self.snake}"
+
+    @property
+    def steps_constant(self) -> str:
+        """The list of (step, critical) the generated pipeline test compares with."""
+        return f"{self.snake.upper()}_STEPS"
+
 
 def _require_identifier(kind: str, name: str) -> None:
     if not name:
@@ -103,9 +113,10 @@ def service_name(name: str) -> ServiceName:
             "The service name must say what the service does, not only 'Orchestrator'."
         )
     service = ServiceName(pascal)
-    if not NAME.match(service.snake):
+    if not NAME.match(service.validator):
         raise ScaffoldError(
-            f"Service name {name!r} is too long (its metric name must fit 63 characters)."
+            f"Service name {name!r} is too long: its first step, {service.validator}, "
+            "must fit 63 characters."
         )
     return service
 

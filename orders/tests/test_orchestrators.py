@@ -14,6 +14,7 @@ from django.db import OperationalError, connection, connections
 
 from orchestration import ServiceUnavailable, Step
 from orchestration.registry import registered
+from orchestration.testing import isolated_registry
 from orders.models import Order, OrderItem, Product
 from orders.orchestrators import GATEWAY_RETRY, CancelOrder, CreateOrder
 from orders.payments import FakeGateway
@@ -31,14 +32,23 @@ def lose_the_database(ctx: CreateOrderContext) -> CreateOrderContext:
     raise OperationalError("server closed the connection unexpectedly")
 
 
-class CreateOrderFailingAfterCharge(CreateOrder):
-    """CreateOrder whose write after the charge fails, as when the database goes away."""
+with isolated_registry():  # a variant for these tests, never listed or on a dashboard
 
-    metric_name = "create_order_failing_after_charge"
-    pipeline = tuple(
-        Step("mark_paid", lose_the_database) if step.name == "mark_paid" else step
-        for step in CreateOrder.pipeline
-    )
+    class CreateOrderFailingAfterCharge(CreateOrder):
+        """CreateOrder whose write after the charge fails, as when the database goes away."""
+
+        metric_name = "create_order_failing_after_charge"
+        pipeline = tuple(
+            Step("mark_paid", lose_the_database) if step.name == "mark_paid" else step
+            for step in CreateOrder.pipeline
+        )
+
+
+@pytest.mark.parametrize("orchestrator", [CreateOrder, CancelOrder])
+def test_every_step_is_named_after_its_operation(orchestrator: Any) -> None:
+    # Step name = operation name = metric label: one name from a dashboard to the code.
+    for step in orchestrator.get_pipeline():
+        assert step.name == step.operation.__name__
 
 
 def create(user: Any, *lines: tuple[Product, int], token: str = "tok_visa") -> Any:
@@ -55,7 +65,10 @@ def test_pipelines_are_registered_with_their_flags() -> None:
     assert charge.critical
     assert charge.retry is not None
     assert charge.compensate is not None
-    for orchestrator, name in ((CreateOrder, "send_confirmation"), (CancelOrder, "notify")):
+    for orchestrator, name in (
+        (CreateOrder, "send_confirmation"),
+        (CancelOrder, "notify_cancellation"),
+    ):
         step = step_named(orchestrator, name)
         assert not step.critical
         assert step.after_commit
@@ -212,8 +225,8 @@ def test_cancel_with_the_gateway_down_changes_nothing(
     result = cancel(user, order.pk)
 
     assert result.error is not None
-    assert (result.error.step, result.error.status) == ("refund", 503)
-    assert result.step("refund").attempts == GATEWAY_RETRY.attempts
+    assert (result.error.step, result.error.status) == ("refund_order", 503)
+    assert result.step("refund_order").attempts == GATEWAY_RETRY.attempts
     order.refresh_from_db()
     assert (order.status, order.refund_reference) == (Order.Status.PAID, "")
     assert stock_levels() == {keyboard.pk: 3}

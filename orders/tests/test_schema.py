@@ -27,4 +27,4 @@ def test_cancel_order_documents_its_pipeline(schema: dict[str, Any]) -> None:
 
     assert {"200", "404", "409"} <= set(cancel["responses"])
     assert "`restock` | critical" in cancel["description"]
-    assert "`notify` | best effort" in cancel["description"]
+    assert "`notify_cancellation` | best effort" in cancel["description"]

@@ -103,7 +103,13 @@ def test_interactive_mode_asks_every_question_in_order(project: Path) -> None:
     assert not (project / "shelf" / "urls.py").exists()  # no route asked for
     assert not (project / "shelf" / "models.py").exists()  # no model asked for
     assert '"shelf",' in (project / "config" / "local_apps.py").read_text()
-    assert "Next: pytest shelf" in out
+    assert (project / "shelf" / "operations" / "validate_restock_shelf.py").is_file()
+    assert orchestrators.index('Step("validate_restock_shelf"') < orchestrators.index(
+        'Step("count_items"'
+    )
+    # The input check needs the input serializer, route or not.
+    assert (project / "shelf" / "serializers.py").is_file()
+    assert "Next: python manage.py generate_dashboards && pytest shelf" in out
     assert "testpaths" not in out  # pytest collects every app: no reminder needed
 
 
@@ -183,6 +189,7 @@ BAD_INPUTS = [
     ({"--operations": "count,for"}, "'for' is a Python keyword"),
     ({"--operations": "count,Order"}, "must be lower_snake_case"),
     ({"--operations": "count,print"}, "would shadow a name"),
+    ({"--operations": "validate_restock_shelf"}, "is generated as the first step"),
     ({"--operations": "count,transaction"}, "would shadow a name"),
     ({"--best-effort": "notify"}, "unknown: notify"),
     ({"--model": "shelf_item"}, "must be PascalCase"),
@@ -311,6 +318,49 @@ def test_generate_operation_appends_the_step_at_the_end(project: Path) -> None:
     assert "from shelf.types import RestockContext" in operation
     assert "def notify_staff(ctx: RestockContext) -> RestockContext:" in operation
     assert "created  shelf/operations/notify_staff.py" in out
+
+
+TEST_ORCHESTRATORS = '''"""Shelf pipeline tests."""
+
+RESTOCK_STEPS = [
+    ("count_items", True),
+]
+'''
+
+
+def test_generate_operation_adds_its_test_and_extends_the_pipeline_test(project: Path) -> None:
+    _add_app(
+        project,
+        "shelf",
+        {
+            "orchestrators.py": ORCHESTRATORS,
+            "types.py": "class RestockContext:\n    pass\n",
+            "tests/test_orchestrators.py": TEST_ORCHESTRATORS,
+        },
+    )
+
+    out, _ = _generate(
+        "operation", "--no-input", "--app=shelf", "--orchestrator=Restock", "--name=notify_staff",
+        "--best-effort",
+    )  # fmt: skip
+
+    steps = (project / "shelf" / "tests" / "test_orchestrators.py").read_text()
+    assert steps.index('("count_items", True)') < steps.index('("notify_staff", False)')
+    test = (project / "shelf" / "tests" / "operations" / "test_notify_staff.py").read_text()
+    assert "from shelf.types import RestockContext" in test
+    assert '{"ctx": RestockContext, "return": RestockContext}' in test
+    assert "Next: python manage.py generate_dashboards && pytest shelf" in out
+
+
+def test_generate_operation_without_a_pipeline_test_says_what_to_add(project: Path) -> None:
+    _add_app(project, "shelf", {"orchestrators.py": ORCHESTRATORS})
+
+    out, _ = _generate(
+        "operation", "--no-input", "--app=shelf", "--orchestrator=Restock", "--name=notify_staff",
+    )  # fmt: skip
+
+    assert 'Add ("notify_staff", True) to the pipeline\'s test' in out
+    assert (project / "shelf" / "tests" / "operations" / "test_notify_staff.py").is_file()
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ IGNORED = shutil.ignore_patterns(
 
 SUBMIT_REVIEW = [
     "generate", "service", "--no-input", "--app=reviews", "--service=SubmitReview",
-    "--operations=validate_review,save_review,notify_moderators",
+    "--operations=save_review,notify_moderators",
     "--best-effort=notify_moderators", "--model=Review",
 ]  # fmt: skip
 AUDIT_REVIEW = [
@@ -111,13 +111,15 @@ def test_a_new_app_is_laid_out_and_wired(generated: Generated) -> None:
         "__init__.py", "apps.py", "models.py", "admin.py", "types.py", "orchestrators.py",
         "serializers.py", "views.py", "urls.py", "migrations/__init__.py",
         "migrations/0001_initial.py", "operations/__init__.py",
-        "operations/validate_review.py", "operations/save_review.py",
+        "operations/validate_submit_review.py", "operations/save_review.py",
         "operations/notify_moderators.py", "operations/audit_review.py",
-        "operations/load_review.py", "operations/archive_review.py",
+        "operations/validate_archive_review.py", "operations/load_review.py",
+        "operations/archive_review.py",
         "tests/__init__.py", "tests/operations/__init__.py",
-        "tests/operations/test_validate_review.py", "tests/operations/test_save_review.py",
+        "tests/operations/test_validate_submit_review.py", "tests/operations/test_save_review.py",
         "tests/operations/test_notify_moderators.py", "tests/operations/test_audit_review.py",
-        "tests/operations/test_load_review.py", "tests/operations/test_archive_review.py",
+        "tests/operations/test_validate_archive_review.py", "tests/operations/test_load_review.py",
+        "tests/operations/test_archive_review.py",
         "tests/test_orchestrators.py", "tests/test_views.py",
     }  # fmt: skip
     assert _files(app) == expected
@@ -126,7 +128,11 @@ def test_a_new_app_is_laid_out_and_wired(generated: Generated) -> None:
     first = generated.outputs[0]
     assert "created  reviews/migrations/0001_initial.py" in first
     assert " modified  config/local_apps.py" in first
-    assert "Next: python manage.py migrate && pytest reviews" in first
+    assert (
+        "Next: python manage.py migrate && python manage.py generate_dashboards && pytest reviews"
+        in first
+    )
+    assert "Next: python manage.py generate_dashboards && pytest reviews" in generated.outputs[1]
 
 
 def test_generated_code_passes_ruff(generated: Generated) -> None:
@@ -147,8 +153,42 @@ def test_the_generated_tests_pass(generated: Generated) -> None:
 
     output = _ok(generated.run("-m", "pytest", "reviews", "-p", "no:cacheprovider", "-q", env=env))
 
-    # 6 operations, 2 + 1 orchestrator tests (one for the best-effort path), 2 x 3 HTTP tests.
-    assert "15 passed" in output
+    # 5 operations and 2 input checks (2 tests each), 2 x 3 orchestrator tests, 2 x 2 HTTP tests.
+    assert "19 passed" in output
+
+
+def test_the_generated_tests_hold_once_the_operations_do_real_work(generated: Generated) -> None:
+    # Real operations replace the placeholders: only the marked example tests are about them.
+    operations = generated.root / "reviews" / "operations"
+    placeholders = {path: path.read_text() for path in operations.glob("*.py")}
+    env = {
+        **generated.env,
+        "DATABASE_URL": _database_for_generated_tests(generated.env, generated.root),
+    }
+    try:
+        for path, source in placeholders.items():
+            if "def " in source and not path.name.startswith("validate_"):
+                path.write_text(
+                    source.replace(
+                        f'ctx.results["{path.stem}"] = "done"',
+                        'raise NotFound("Nothing to work on yet.")',
+                    ).replace('"""\n\nfrom', '"""\n\nfrom orchestration import NotFound\nfrom', 1)
+                )
+        completed = generated.run(
+            "-m", "pytest", "reviews", "-p", "no:cacheprovider", "-q", env=env
+        )
+    finally:
+        for path, source in placeholders.items():
+            path.write_text(source)
+
+    failed = sorted(
+        line.split("::")[-1] for line in completed.stdout.splitlines() if line.startswith("FAILED")
+    )
+    assert failed == [
+        "test_example_archive_review_runs_every_step",
+        "test_example_submit_review_runs_every_step",
+    ], completed.stdout
+    assert "17 passed" in completed.stdout
 
 
 def test_the_endpoint_is_documented_without_warnings(generated: Generated) -> None:
@@ -172,7 +212,7 @@ def test_the_listing_shows_the_new_pipelines(generated: Generated) -> None:
     pipelines = {entry["name"]: entry for entry in listed}
     steps = pipelines["submit_review"]["steps"]
     assert [(step["name"], step["critical"]) for step in steps] == [
-        ("validate_review", True),
+        ("validate_submit_review", True),
         ("save_review", True),
         ("notify_moderators", False),
         ("audit_review", False),
@@ -182,6 +222,10 @@ def test_the_listing_shows_the_new_pipelines(generated: Generated) -> None:
 
 
 def test_the_next_dashboard_generation_includes_the_service(generated: Generated) -> None:
+    # The committed dashboards are stale until the hint's generate_dashboards runs.
+    stale = generated.manage("generate_dashboards", "--check")
+    assert stale.returncode != 0
+    assert "missing: grafana/dashboards/orchestrator-submit_review.json" in stale.stderr
     output_dir = generated.root / "generated-dashboards"
 
     _ok(generated.manage("generate_dashboards", "--output", str(output_dir)))

@@ -1,24 +1,90 @@
-"""`manage.py generate service|operation`: see orchestration.scaffold."""
+"""`manage.py generate service|operation`: the questions; orchestration.scaffold does the work.
+
+Every question has a flag: a flag answers its question, otherwise the user is
+asked. With ``--no-input`` a question without a flag takes its default, and one
+without a default is an error naming the flag.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TypeVar
 
 from django.conf import settings
 from django.core.management import BaseCommand, CommandError, CommandParser
+from django.core.management.base import OutputWrapper
 
-from orchestration.scaffold import Plan, ScaffoldError, ServiceSpec, plan_operation, plan_service
+from orchestration.scaffold.generators import ServiceSpec, plan_operation, plan_service
 from orchestration.scaffold.names import (
+    ScaffoldError,
     best_effort_list,
     model_name,
     operation_list,
     service_name,
 )
-from orchestration.scaffold.project import resolve_app
-from orchestration.scaffold.prompts import Prompter, yes_no
+from orchestration.scaffold.project import Plan, resolve_app
+
+T = TypeVar("T")
+
+_YES = {"y", "yes", "true", "1"}
+_NO = {"n", "no", "false", "0"}
+
+
+def yes_no(answer: str) -> bool:
+    value = answer.strip().lower()
+    if value in _YES:
+        return True
+    if value in _NO:
+        return False
+    raise ScaffoldError(f"Answer yes or no, not {answer!r}.")
+
+
+class Prompter:
+    def __init__(
+        self, stdin: IO[str], stdout: OutputWrapper, stderr: OutputWrapper, *, interactive: bool
+    ) -> None:
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self.interactive = interactive
+
+    def ask(
+        self,
+        flag: str,
+        question: str,
+        given: str | None,
+        parse: Callable[[str], T],
+        *,
+        default: str | None = None,
+    ) -> T:
+        """The parsed answer: from the flag, the user, or the default."""
+        if given is not None:
+            try:
+                return parse(given)
+            except ScaffoldError as exc:
+                raise CommandError(f"{flag}: {exc}") from exc
+        if not self.interactive:
+            if default is None:
+                raise CommandError(f"{flag} is required with --no-input.")
+            try:
+                return parse(default)
+            except ScaffoldError as exc:
+                raise CommandError(f"{flag}: {exc}") from exc
+        suffix = f" [{default}]" if default else ""
+        while True:
+            self.stdout.write(f"{question}{suffix}: ", ending="")
+            self.stdout.flush()
+            line = self.stdin.readline()
+            if not line:
+                raise CommandError(f"Input ended before {flag} was answered.")
+            answer = line.strip() or (default or "")
+            try:
+                return parse(answer)
+            except ScaffoldError as exc:
+                self.stderr.write(str(exc))
 
 
 class Command(BaseCommand):
@@ -35,7 +101,9 @@ class Command(BaseCommand):
         service.add_argument("--app", help="The app: an existing local app or a new one.")
         service.add_argument("--service", help="The service name, e.g. SubmitReview.")
         service.add_argument(
-            "--operations", help="Operation names in pipeline order, comma separated."
+            "--operations",
+            help="Operation names in pipeline order, comma separated; validate_<service>, "
+            "which checks the input, is generated before them.",
         )
         service.add_argument(
             "--best-effort",
@@ -49,7 +117,7 @@ class Command(BaseCommand):
         service.add_argument(
             "--route",
             action=argparse.BooleanOptionalAction,
-            help="Add a serializer, a view and its URL (default: yes).",
+            help="Add a view and its URL (default: yes).",
         )
         service.add_argument(
             "--tests", action=argparse.BooleanOptionalAction, help="Add tests (default: yes)."
@@ -127,7 +195,7 @@ class Command(BaseCommand):
         )
         route = ask.ask(
             "--route",
-            "Add a route (serializers, view, URL)?",
+            "Add a route (view and URL)?",
             _flag(options["route"]),
             yes_no,
             default="yes",

@@ -8,7 +8,30 @@ from typing import Any
 from django.core.management import BaseCommand, CommandParser
 
 from orchestration import registry
-from orchestration.scaffold.listing import describe_all, format_table
+from orchestration.steps import flag_words
+
+
+def format_table(descriptions: list[dict[str, Any]]) -> str:
+    """One block per orchestrator: name, class, transaction mode, then its numbered steps.
+
+    A parallel group is one numbered entry; its steps follow as 2a, 2b, ...
+    """
+    if not descriptions:
+        return "No orchestrators are registered."
+    blocks = []
+    for description in descriptions:
+        mode = "atomic" if description["atomic"] else "not atomic"
+        lines = [f"{description['name']}  {description['class']}  ({mode})"]
+        rows = list(registry.numbered(description["steps"]))
+        width = max(len(label) + len(step["name"]) for label, step in rows)
+        for label, step in rows:
+            name = f"{label} {step['name']}".ljust(width + 1)
+            if step.get("branches"):
+                lines.append(f"  {name}  parallel group: {len(step['branches'])} steps at once")
+            else:
+                lines.append(f"  {name}  {', '.join(flag_words(step))}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 class Command(BaseCommand):
@@ -23,7 +46,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        descriptions = describe_all(registry.registered())
+        descriptions = [registry.describe(cls) for cls in registry.registered()]
         if options["format"] == "json":
             self.stdout.write(json.dumps(descriptions, indent=2))
         else:

@@ -16,12 +16,13 @@ from orders.tests.support import cancel_context, place_paid_order, step_named
 pytestmark = pytest.mark.django_db
 
 
-def test_notify_mails_the_owner(user: Any, keyboard: Product) -> None:
+def test_notify_cancellation_mails_the_owner(user: Any, keyboard: Product) -> None:
     order = place_paid_order(user, (keyboard, 1))
     refund = Refund(id="re_2", charge_id=order.payment_reference, amount=order.total)
 
     outcome = run_step(
-        step_named(CancelOrder, "notify"), cancel_context(user, order, order=order, refund=refund)
+        step_named(CancelOrder, "notify_cancellation"),
+        cancel_context(user, order, order=order, refund=refund),
     )
 
     assert outcome.ok

@@ -18,12 +18,14 @@ from orders.tests.support import cancel_context, place_paid_order, step_named
 pytestmark = pytest.mark.django_db
 
 
-def test_refund_refunds_the_charge_and_records_it(
+def test_refund_order_refunds_the_charge_and_records_it(
     user: Any, keyboard: Product, gateway: FakeGateway
 ) -> None:
     order = place_paid_order(user, (keyboard, 2))
 
-    outcome = run_step(step_named(CancelOrder, "refund"), cancel_context(user, order, order=order))
+    outcome = run_step(
+        step_named(CancelOrder, "refund_order"), cancel_context(user, order, order=order)
+    )
 
     assert outcome.ok
     refund = gateway.refunds[order.payment_reference]
@@ -32,7 +34,7 @@ def test_refund_refunds_the_charge_and_records_it(
     assert order.refund_reference == refund.id
 
 
-def test_refund_retries_an_unavailable_gateway(user: Any, keyboard: Product) -> None:
+def test_refund_order_retries_an_unavailable_gateway(user: Any, keyboard: Product) -> None:
     order = place_paid_order(user, (keyboard, 1))
     gateway = mock.Mock(spec=FakeGateway)
     gateway.refund.side_effect = [
@@ -42,7 +44,7 @@ def test_refund_retries_an_unavailable_gateway(user: Any, keyboard: Product) -> 
 
     with mock.patch("orders.operations.refund_order.get_gateway", return_value=gateway):
         outcome = run_step(
-            step_named(CancelOrder, "refund"), cancel_context(user, order, order=order)
+            step_named(CancelOrder, "refund_order"), cancel_context(user, order, order=order)
         )
 
     assert outcome.ok
@@ -51,10 +53,12 @@ def test_refund_retries_an_unavailable_gateway(user: Any, keyboard: Product) -> 
     assert order.refund_reference == "re_1"
 
 
-def test_refund_is_skipped_for_an_order_never_charged(user: Any, keyboard: Product) -> None:
+def test_refund_order_is_skipped_for_an_order_never_charged(user: Any, keyboard: Product) -> None:
     order = place_paid_order(user, (keyboard, 1))
     order.payment_reference = ""
 
-    outcome = run_step(step_named(CancelOrder, "refund"), cancel_context(user, order, order=order))
+    outcome = run_step(
+        step_named(CancelOrder, "refund_order"), cancel_context(user, order, order=order)
+    )
 
     assert outcome.record.status == "skipped"
