@@ -51,6 +51,7 @@ format: install
 # Engine overhead and memory run on DATABASE_URL (SQLite by default); the
 # end-to-end run needs the local PostgreSQL (BENCH_DATABASE_URL names a bench_* database).
 bench: install system-deps
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python -m pytest tests/bench -m bench -s -p no:cacheprovider
 
 clean:

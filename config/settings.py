@@ -205,6 +205,12 @@ SPECTACULAR_SETTINGS = {
 PAYMENT_GATEWAY = env.str("PAYMENT_GATEWAY", default="orders.payments.FakeGateway")
 #: Seconds each fake quote service takes to answer (see orders/quotes.py).
 ORDERS_QUOTE_LATENCY = {"shipping": 0.12, "tax": 0.08}
+# Seconds a charge or refund may take, retries included: below the worker timeout.
+PAYMENT_TIMEOUT = _number("PAYMENT_TIMEOUT", float, default=10.0)
+# The fake gateway's books, shared by every process that uses it.
+FAKE_GATEWAY_BOOKS = env.str(
+    "FAKE_GATEWAY_BOOKS", default=str(BASE_DIR / "var" / "fake-gateway.sqlite3")
+)
 
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
@@ -222,6 +228,11 @@ ORCHESTRATION = {
     "METRICS": _bool("ORCHESTRATION_METRICS", default=True),
     # When set, /metrics requires `Authorization: Bearer <token>`.
     "METRICS_TOKEN": env.str("METRICS_TOKEN", default=""),
+    # Seconds a run holds its journaled effects before recover_effects may undo them:
+    # longer than any run lives (GUNICORN_TIMEOUT).
+    "EFFECT_LEASE": float(_number("ORCHESTRATION_EFFECT_LEASE", float, default=120.0)),
+    # Wait for the disk on the journal's pre-call commit too (see README, "Guarantees").
+    "JOURNAL_SYNCHRONOUS_COMMIT": _bool("ORCHESTRATION_JOURNAL_SYNCHRONOUS_COMMIT", default=False),
 }
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
 
+from orchestration import journal
 from orchestration.context import (
     _group_cancelled,
     _step_deadline,
@@ -56,18 +57,22 @@ async def execute(
     *,
     user: Any,
     request_id: str | None,
+    idempotency_key: str | None,
     **extra: Any,
 ) -> OrchestratorResult[Any]:
     if orchestrator.atomic:
         run_in_thread = sync_to_async(orchestrator.execute, thread_sensitive=True)
-        return await run_in_thread(input, user=user, request_id=request_id, **extra)
+        return await run_in_thread(
+            input, user=user, request_id=request_id, idempotency_key=idempotency_key, **extra
+        )
     request_id = request_id or current_request_id.get() or new_request_id()
     token = current_request_id.set(request_id)
     try:
         ctx = await _call(
             orchestrator.initialize_context, input, user=user, request_id=request_id, **extra
         )
-        result = await run(orchestrator._new_run(ctx))
+        scope = journal.effect_scope(user, idempotency_key)
+        result = await run(orchestrator._new_run(ctx, effect_scope=scope))
     finally:
         current_request_id.reset(token)
     collect(result)
@@ -104,7 +109,8 @@ async def _run_main(run: _Run) -> bool:
     for step, metrics in zip(run.steps, run.step_metrics, strict=True):
         if step.after_commit:
             continue
-        if not (step.is_async or isinstance(step, Parallel)):
+        # A journaled step records its intent through the database: the sync path does it.
+        if not (step.is_async or isinstance(step, Parallel)) or step.recover is not None:
             segment.append((step, metrics))
             continue
         if segment and not await sync_to_async(run._run_steps, thread_sensitive=True)(segment):
@@ -117,9 +123,9 @@ async def _run_main(run: _Run) -> bool:
         if record.error is not None and step.critical:
             run.failure = record.error
             return False
-    if segment:
-        return await sync_to_async(run._run_steps, thread_sensitive=True)(segment)
-    return True
+    if segment and not await sync_to_async(run._run_steps, thread_sensitive=True)(segment):
+        return False
+    return not run.effects or await sync_to_async(run._settle, thread_sensitive=True)()
 
 
 async def run_step(run: _Run, step: Step[Any], metrics: StepMetrics | None) -> StepRecord:

@@ -29,10 +29,21 @@ DEFAULTS: dict[str, Any] = {
     "METRICS_TOKEN": "",
     # Worker threads (per process) that run the sync steps of parallel groups.
     "PARALLEL_WORKERS": 16,
+    # Seconds a run holds its journaled effects before ``recover_effects`` may undo them:
+    # longer than any run can live (gunicorn's worker timeout).
+    "EFFECT_LEASE": 120.0,
+    # On PostgreSQL, make the journal's pre-call commit wait for the disk too.
+    "JOURNAL_SYNCHRONOUS_COMMIT": False,
 }
 
 #: The type each key must have (``manage.py check`` reports another one).
-TYPES: dict[str, type] = {"METRICS": bool, "METRICS_TOKEN": str, "PARALLEL_WORKERS": int}
+TYPES: dict[str, type] = {
+    "METRICS": bool,
+    "METRICS_TOKEN": str,
+    "PARALLEL_WORKERS": int,
+    "EFFECT_LEASE": float,
+    "JOURNAL_SYNCHRONOUS_COMMIT": bool,
+}
 
 
 def user_settings() -> Mapping[str, Any]:

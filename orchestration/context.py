@@ -47,6 +47,10 @@ def sleep_unless_cancelled(seconds: float) -> bool:
     return cancelled.wait(seconds)
 
 
+#: The journal key of the running step's external effect, if the step is journaled.
+_effect_key: ContextVar[str | None] = ContextVar("effect_key", default=None)
+
+
 def new_request_id() -> str:
     return uuid.uuid4().hex
 
@@ -98,3 +102,18 @@ class OperationContext:
         """True once the parallel group this step runs in has been cancelled."""
         cancelled = _group_cancelled.get()
         return cancelled is not None and cancelled.is_set()
+
+    def effect_key(self) -> str:
+        """The idempotency key to send with the running journaled step's external call.
+
+        The same for every attempt of the step and for every retry of the same
+        client request (same user and ``Idempotency-Key``), so that the external
+        system does what it is asked once. Only journaled steps (``recover=``)
+        have one.
+        """
+        key = _effect_key.get()
+        if key is None:
+            raise RuntimeError(
+                "ctx.effect_key() is only available in a journaled step (declare recover=)."
+            )
+        return key

@@ -30,6 +30,7 @@ import inspect
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Coroutine, Iterable, Sequence
 from contextlib import nullcontext
 from functools import cache, partial
@@ -41,11 +42,12 @@ from django.core import exceptions as django_exceptions
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, transaction
 from django.http import Http404
 
-from orchestration import parallel, registry
+from orchestration import journal, parallel, registry
 from orchestration.conf import get_config
 from orchestration.context import (
     OperationContext,
     StepError,
+    _effect_key,
     _step_deadline,
     collected_runs,
     current_request_id,
@@ -60,6 +62,7 @@ from orchestration.errors import (
     NotFound,
     OrchestrationError,
     PermissionDenied,
+    ServiceUnavailable,
     StepTimeout,
     ValidationFailed,
     internal_error,
@@ -205,14 +208,22 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
         *,
         user: Any = None,
         request_id: str | None = None,
+        idempotency_key: str | None = None,
         **extra: Any,
     ) -> OrchestratorResult[ResultT]:
-        """Run the pipeline. Raises only for programming errors, never for a step failure."""
+        """Run the pipeline. Raises only for programming errors, never for a step failure.
+
+        ``idempotency_key`` is the client's key for this request (the
+        ``Idempotency-Key`` header, for example): with the user it makes the keys
+        of journaled effects, so that a retry of the same request reaches the
+        external systems under the same keys. Without one every run is new.
+        """
         request_id = request_id or current_request_id.get() or new_request_id()
         token = current_request_id.set(request_id)
         try:
             ctx = self.initialize_context(input, user=user, request_id=request_id, **extra)
-            result = self._new_run(ctx).execute()
+            run = self._new_run(ctx, effect_scope=journal.effect_scope(user, idempotency_key))
+            result = run.execute()
         finally:
             current_request_id.reset(token)
         collect(result)
@@ -224,20 +235,28 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
         *,
         user: Any = None,
         request_id: str | None = None,
+        idempotency_key: str | None = None,
         **extra: Any,
     ) -> OrchestratorResult[ResultT]:
         """``execute`` for async code (ASGI views); see ``orchestration.aio`` for the rules."""
         from orchestration import aio
 
-        return await aio.execute(self, input, user=user, request_id=request_id, **extra)
+        return await aio.execute(
+            self,
+            input,
+            user=user,
+            request_id=request_id,
+            idempotency_key=idempotency_key,
+            **extra,
+        )
 
-    def _new_run(self, ctx: OperationContext) -> _Run:
+    def _new_run(self, ctx: OperationContext, *, effect_scope: str | None) -> _Run:
         if not isinstance(ctx, OperationContext):
             raise TypeError(
                 f"{type(self).__name__}.initialize_context() returned {type(ctx).__name__}, "
                 "not an OperationContext."
             )
-        return _Run(self, ctx, self._steps(), self._step_metrics())
+        return _Run(self, ctx, self._steps(), self._step_metrics(), effect_scope=effect_scope)
 
     def _steps(self) -> tuple[Step[Any], ...]:
         cls = type(self)
@@ -296,11 +315,18 @@ def execute_step(
     """Run one step on ``ctx`` as a pipeline would, without an orchestrator.
 
     The condition, savepoint, retry, timeout and error translation apply; no
-    metrics are recorded and nothing is compensated. Returns the context the
-    step left and its record (``orchestration.testing.run_step`` builds on it).
+    metrics are recorded and nothing is compensated, except that a journaled
+    step's entry ends as a run would end it: settled when the step succeeded,
+    its effect undone when it failed. Returns the context the step left and its
+    record (``orchestration.testing.run_step`` builds on it).
     """
     run = _Run(_step_host(database)(), ctx, (step,), None)
     record = run._run_step(step, None)
+    if run.effects:
+        if record.error is None:
+            run._settle()
+        else:
+            run._compensate()
     after = run.ctx
     assert isinstance(after, type(ctx)), "the engine accepts only the context's own type"
     return after, record
@@ -310,7 +336,10 @@ def execute_step(
 def _step_host(database: str) -> type[BaseOrchestrator[Any, Any, Any]]:
     """An orchestrator class (abstract: never registered) using ``database``."""
     return new_class(
-        "StepHost", (BaseOrchestrator,), {"abstract": True}, lambda ns: ns.update(database=database)
+        "StepHost",
+        (BaseOrchestrator,),
+        {"abstract": True},
+        lambda ns: ns.update(database=database, metric_name="execute_step"),
     )
 
 
@@ -320,10 +349,13 @@ class _Run:
     __slots__ = (
         "completed",
         "ctx",
+        "effect_scope",
+        "effects",
         "failure",
         "group",
         "metrics",
         "orchestrator",
+        "owner",
         "records",
         "step_metrics",
         "steps",
@@ -335,6 +367,8 @@ class _Run:
         ctx: OperationContext,
         steps: tuple[Step[Any], ...],
         metrics: OrchestratorMetrics | None,
+        *,
+        effect_scope: str | None = None,
     ) -> None:
         self.orchestrator = orchestrator
         self.ctx = ctx
@@ -345,6 +379,11 @@ class _Run:
         #: Completed steps that have a compensation, in the order they ran.
         self.completed: list[tuple[Step[Any], StepRecord]] = []
         self.failure: StepError | None = None
+        #: Journaled effects this run claimed, by step name; ``owner`` identifies the run
+        #: (made on the first claim: a run without journaled steps pays nothing).
+        self.effect_scope = effect_scope
+        self.effects: dict[str, journal.Effect] = {}
+        self.owner = ""
         #: The parallel group this run is a branch of: no savepoints, it has no transaction.
         self.group: str | None = None
 
@@ -413,7 +452,9 @@ class _Run:
 
     def _run_main(self) -> bool:
         """Run the in-transaction steps; False when a critical step failed."""
-        return self._run_steps(zip(self.steps, self.step_metrics, strict=True))
+        if not self._run_steps(zip(self.steps, self.step_metrics, strict=True)):
+            return False
+        return not self.effects or self._settle()
 
     def _run_steps(self, steps: Iterable[tuple[Step[Any], StepMetrics | None]]) -> bool:
         for step, metrics in steps:
@@ -427,6 +468,29 @@ class _Run:
                 self.failure = record.error
                 return False
         return True
+
+    def _settle(self) -> bool:
+        """Settle the journaled effects in the run's transaction; False if one was lost."""
+        try:
+            settled = journal.settle(
+                (effect.key for effect in self.effects.values()),
+                owner=self.owner,
+                using=self.orchestrator.database,
+            )
+        except DatabaseError as exc:
+            self.failure = error_from_exception(TRANSACTION_STEP, exc, self.ctx.request_id)
+            return False
+        if settled == len(self.effects):
+            return True
+        logger.error(
+            "the run outlived the lease of its journaled effects; recovery took them over",
+            extra={"request_id": self.ctx.request_id},
+        )
+        lost = ServiceUnavailable(
+            "The request took too long and was rolled back; try again.", code="effect_lease_lost"
+        )
+        self.failure = error_from_exception(TRANSACTION_STEP, lost, self.ctx.request_id)
+        return False
 
     def _schedule_after_commit(self) -> None:
         using = self.orchestrator.database
@@ -468,6 +532,9 @@ class _Run:
                 ctx = called
         except Exception as exc:
             self._failed(step, record, exc, metrics, started)
+            if step.name in self.effects:
+                # The external call may have taken effect before the failure (a timeout).
+                self.completed.append((step, record))
             return record
         self._succeeded(step, record, ctx, metrics, started)
         return record
@@ -485,7 +552,7 @@ class _Run:
         if metrics is not None:
             metrics.ok.observe(elapsed_ns / 1e9)
         self.ctx = ctx
-        if step.compensate is not None:
+        if step.compensate is not None or step.recover is not None:
             self.completed.append((step, record))
 
     def _failed(
@@ -569,6 +636,8 @@ class _Run:
             else nullcontext
         )
         deadline = None if step.timeout is None else time.perf_counter() + step.timeout
+        if step.recover is not None:
+            effect_token = _effect_key.set(self._claim(step).key)
         token = _step_deadline.set(deadline)
         try:
             while True:
@@ -585,6 +654,23 @@ class _Run:
                     record.attempts += 1
         finally:
             _step_deadline.reset(token)
+            if step.recover is not None:
+                _effect_key.reset(effect_token)
+
+    def _claim(self, step: Step[Any]) -> journal.Effect:
+        """Record the step's intent before its first attempt (see ``orchestration.journal``)."""
+        if not self.owner:
+            self.owner = uuid.uuid4().hex
+        effect = journal.claim(
+            scope=self.effect_scope or f"run:{self.owner}",
+            orchestrator=type(self.orchestrator).metric_name,
+            step=step.name,
+            request_id=self.ctx.request_id,
+            owner=self.owner,
+            using=self.orchestrator.database,
+        )
+        self.effects[step.name] = effect
+        return effect
 
     @staticmethod
     def _skips(
@@ -645,10 +731,14 @@ class _Run:
     def _compensate(self) -> None:
         for step, record in reversed(self.completed):
             metrics = self._metrics_of(step)
+            effect = self.effects.get(step.name)
             try:
-                done = step.compensate(self.ctx)
-                if inspect.isawaitable(done):
-                    run_coroutine(_awaited(done))
+                if step.compensate is not None and record.error is None:
+                    done = step.compensate(self.ctx)
+                    if inspect.isawaitable(done):
+                        run_coroutine(_awaited(done))
+                elif step.recover is not None and effect is not None:
+                    step.recover(effect)
             except Exception as exc:
                 logger.error(
                     "compensation of step %s failed",
@@ -661,6 +751,23 @@ class _Run:
                 if metrics is not None:
                     metrics.compensated("failed")
             else:
-                record.status = "compensated"
+                if record.error is None:
+                    record.status = "compensated"
                 if metrics is not None:
                     metrics.compensated("ok")
+            if effect is not None:
+                self._record_compensation(effect, record.compensation_error)
+
+    def _record_compensation(self, effect: journal.Effect, error: str | None) -> None:
+        """Close the journal entry, or leave it to recovery when even that fails."""
+        try:
+            journal.record_compensation(
+                effect, owner=self.owner, error=error, using=self.orchestrator.database
+            )
+        except DatabaseError:
+            logger.exception(
+                "could not record the compensation of %s.%s; recovery will run it again",
+                effect.orchestrator,
+                effect.step,
+                extra={"request_id": self.ctx.request_id},
+            )

@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from orchestration.steps import NAME, Parallel
 
@@ -186,3 +188,51 @@ class OrchestratorMetrics:
         if found is None:
             found = self.steps[key] = StepMetrics(self.name, name, critical=critical)
         return found
+
+
+class EffectJournalCollector(Collector):
+    """Unsettled journal entries, counted in the database at scrape time.
+
+    The count is the same whichever worker is scraped (aggregate with ``max``,
+    not ``sum``). Entries awaiting recovery are pending past their lease: their
+    run died and ``recover_effects`` has not undone them yet.
+    """
+
+    def collect(self) -> Any:
+        from django.db import DatabaseError
+        from django.db.models import Count
+        from django.utils import timezone
+
+        from orchestration.journal import PENDING, ROLLBACK_INCOMPLETE
+        from orchestration.models import EffectRecord
+
+        awaiting = GaugeMetricFamily(
+            "orchestrator_effects_awaiting_recovery",
+            "Journaled effects of runs that died, not yet compensated by recover_effects.",
+            labels=["orchestrator", "step"],
+        )
+        incomplete = GaugeMetricFamily(
+            "orchestrator_effects_rollback_incomplete",
+            "Journaled effects whose compensation failed; recover_effects retries them.",
+            labels=["orchestrator", "step"],
+        )
+        try:
+            rows = (
+                EffectRecord.objects.filter(state__in=(PENDING, ROLLBACK_INCOMPLETE))
+                .exclude(state=PENDING, lease_until__gte=timezone.now())
+                .values_list("orchestrator", "step", "state")
+                .annotate(count=Count("id"))
+                .order_by()
+            )
+            for orchestrator, step, state, count in rows:
+                family = incomplete if state == ROLLBACK_INCOMPLETE else awaiting
+                family.add_metric([orchestrator, step], count)
+        except DatabaseError:
+            return  # /metrics stays up when the database is not
+        yield awaiting
+        yield incomplete
+
+
+#: Rendered after the process (or multiprocess) metrics by the /metrics view.
+JOURNAL_REGISTRY = CollectorRegistry(auto_describe=False)
+JOURNAL_REGISTRY.register(EffectJournalCollector())

@@ -46,6 +46,11 @@ def registered() -> list[type[BaseOrchestrator[Any, Any, Any]]]:
     return [cls for _, cls in sorted(_registry.items())]
 
 
+def lookup(metric_name: str) -> type[BaseOrchestrator[Any, Any, Any]] | None:
+    """The class registered under ``metric_name``, None if there is none."""
+    return _registry.get(metric_name)
+
+
 @contextmanager
 def isolated() -> Iterator[None]:
     """Undo, on exit, every registration made inside the block.

@@ -7,11 +7,14 @@ import random
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from asgiref.sync import iscoroutinefunction
 
 from orchestration.errors import DefinitionError, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from orchestration.journal import Effect
 
 CtxT = TypeVar("CtxT")
 
@@ -60,7 +63,12 @@ class Step(Generic[CtxT]):
     its author says so. ``operation`` may be an ``async def`` function (see
     ``BaseOrchestrator.aexecute``). ``outputs`` names the context fields the
     operation sets: a step inside a ``Parallel`` group works on a copy of the
-    context, and only these fields are merged back.
+    context, and only these fields are merged back. ``recover`` makes the step
+    *journaled*: its intent is recorded before it runs, its operation sends
+    ``ctx.effect_key()`` to the external system, and ``recover(effect)`` undoes
+    the effect knowing only that key, in a process that never saw the run (see
+    ``orchestration.journal``).
+    In the run's own process ``compensate(ctx)`` is preferred when given.
     """
 
     name: str
@@ -74,6 +82,7 @@ class Step(Generic[CtxT]):
     outputs: tuple[str, ...] = ()
     #: The operation is a coroutine function: awaited with a real (cancelling) timeout.
     is_async: bool = field(init=False, default=False, repr=False, compare=False)
+    recover: Callable[[Effect], Any] | None = None
     #: A critical step with no condition, retry, timeout or deferral: the engine's
     #: fast path (no savepoint, no policy), decided once here rather than per run.
     plain: bool = field(init=False, default=False, repr=False, compare=False)
@@ -86,7 +95,7 @@ class Step(Generic[CtxT]):
             )
         if not callable(self.operation):
             raise DefinitionError(f"Step {self.name!r}: operation must be callable.")
-        for attr in ("when", "compensate"):
+        for attr in ("when", "compensate", "recover"):
             value = getattr(self, attr)
             if value is not None and not callable(value):
                 raise DefinitionError(f"Step {self.name!r}: {attr} must be callable.")
@@ -105,6 +114,7 @@ class Step(Generic[CtxT]):
         object.__setattr__(self, "is_async", is_async)
         plain = self.critical and not self.after_commit and self.when is None
         plain = plain and self.retry is None and self.timeout is None and not is_async
+        plain = plain and self.recover is None
         object.__setattr__(self, "plain", plain)
 
     @property
@@ -125,7 +135,8 @@ class Step(Generic[CtxT]):
                 "attempts": self.retry.attempts,
                 "on": [kind.__name__ for kind in self.retry.on],
             },
-            "compensated": self.compensate is not None,
+            "compensated": self.compensate is not None or self.recover is not None,
+            "journaled": self.recover is not None,
             "after_commit": self.after_commit,
             "timeout": self.timeout,
             "asynchronous": self.is_async,
@@ -175,6 +186,12 @@ class Parallel(Step[CtxT]):
                     f"Parallel group {name!r}: step {branch.name!r} runs after commit; "
                     "declare it outside the group."
                 )
+            if branch.recover is not None:
+                raise DefinitionError(
+                    f"Parallel group {name!r}: step {branch.name!r} is journaled (recover=), "
+                    "and the journal is written through the database, which steps of a "
+                    "group may not use; declare it outside the group."
+                )
             for output in branch.outputs:
                 if output in written:
                     raise DefinitionError(
@@ -206,6 +223,8 @@ def flag_words(step: Mapping[str, Any]) -> list[str]:
         words.append(f"retried up to {attempts} attempts on {on}")
     if step["compensated"]:
         words.append("compensated on later failure")
+    if step.get("journaled"):
+        words.append("journaled: undone after a crash")
     if step["after_commit"]:
         words.append("after commit")
     if step["timeout"] is not None:
@@ -243,8 +262,8 @@ def validate_pipeline(owner: str, steps: Sequence[Step[Any]]) -> None:
                 f"{owner}: step {step.name!r} runs after commit, so it cannot be critical: "
                 "the data is already committed when it runs. Declare it critical=False."
             )
-        if step.after_commit and step.compensate is not None:
+        if step.after_commit and (step.compensate is not None or step.recover is not None):
             raise DefinitionError(
                 f"{owner}: step {step.name!r} runs after commit, so nothing can fail after "
-                "it to trigger its compensation; remove `compensate`."
+                "it to trigger its compensation; remove `compensate` and `recover`."
             )

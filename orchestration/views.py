@@ -22,6 +22,7 @@ from orchestration.conf import get_config
 from orchestration.context import current_request_id
 from orchestration.envelope import error_body, typed_error_body
 from orchestration.errors import internal_error
+from orchestration.metrics import JOURNAL_REGISTRY
 
 API_PREFIX = "/api/"
 
@@ -60,7 +61,8 @@ def metrics(request: HttpRequest) -> HttpResponse:
             response = HttpResponse("metrics require a bearer token\n", status=401)
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
-    return HttpResponse(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)
+    exposition = generate_latest(_registry()) + generate_latest(JOURNAL_REGISTRY)
+    return HttpResponse(exposition, content_type=CONTENT_TYPE_LATEST)
 
 
 def _registry() -> CollectorRegistry:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
+from django.conf import settings
+
 from orchestration import BaseOrchestrator, Parallel, Retry, ServiceUnavailable, Step
 from orders.models import Order
 from orders.notifications import owner_has_email
-from orders.operations.charge_payment import charge_payment, refund_charge
+from orders.operations.charge_payment import charge_payment, refund_charge, refund_lost_charge
 from orders.operations.check_permissions import check_permissions
 from orders.operations.check_state import check_state
 from orders.operations.claim_idempotency_key import claim_idempotency_key
@@ -43,6 +45,12 @@ GATEWAY_RETRY = Retry(attempts=3, backoff=0.1, max_backoff=1.0, on=(ServiceUnava
 EMAIL_BUDGET = 10.0
 
 
+def payment_budget() -> float:
+    """Seconds the charge may take, retries included (``PAYMENT_TIMEOUT``): well under
+    the worker timeout, so that a slow processor ends in an answer, not a killed worker."""
+    return float(settings.PAYMENT_TIMEOUT)
+
+
 def has_idempotency_key(ctx: CreateOrderContext) -> bool:
     return ctx.input.idempotency_key is not None
 
@@ -57,7 +65,15 @@ class CreateOrder(BaseOrchestrator[CreateOrderContext, Order, CreateOrderInput])
         Step("claim_idempotency_key", claim_idempotency_key, when=has_idempotency_key),
         Step("reserve_stock", reserve_stock),
         Step("create_order", create_order),
-        Step("charge_payment", charge_payment, retry=GATEWAY_RETRY, compensate=refund_charge),
+        # Journaled: the capture is refunded even if this process dies before the commit.
+        Step(
+            "charge_payment",
+            charge_payment,
+            retry=GATEWAY_RETRY,
+            timeout=payment_budget(),
+            compensate=refund_charge,
+            recover=refund_lost_charge,
+        ),
         Step("mark_paid", mark_paid),
         Step(
             "send_confirmation",
@@ -87,7 +103,13 @@ class CancelOrder(BaseOrchestrator[CancelOrderContext, Order, CancelOrderInput])
         Step("mark_cancelled", mark_cancelled),
         # Last of the critical steps: a refund cannot be rolled back, so every
         # local write that could still fail has run before it.
-        Step("refund_order", refund_order, when=was_charged, retry=GATEWAY_RETRY),
+        Step(
+            "refund_order",
+            refund_order,
+            when=was_charged,
+            retry=GATEWAY_RETRY,
+            timeout=payment_budget(),
+        ),
         Step(
             "notify_cancellation",
             notify_cancellation,

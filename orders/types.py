@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -48,8 +47,6 @@ class CreateOrderContext(OperationContext):
     products: dict[int, Product] = field(default_factory=dict)
     order: Order | None = None
     charge: Charge | None = None
-    #: Sent with the charge so that a retried charge is captured once.
-    charge_key: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def placed_order(self) -> Order:
         if self.order is None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
 from django.db.models import QuerySet, prefetch_related_objects
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -17,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
-from orchestration import OrchestratorResult
+from orchestration import OrchestratorResult, StepError
 from orchestration.drf import (
     envelope,
     envelope_response,
@@ -50,7 +52,13 @@ same body returns the first response (status and body, with the header
 `Idempotent-Replayed: true`) and creates nothing new; the same key with another
 body is a 409 `idempotency_key_reused`. A key is consumed only by a request
 that succeeded, so a request that failed (declined card, out of stock,
-gateway unavailable) can be retried with the same key."""
+gateway unavailable) can be retried with the same key.
+
+A placed order is always answered 201. If building the answer fails after the
+order was committed (the database went away, for example), `data` holds only
+the order's `id`, `status` and `total` and `warnings` holds a
+`response_incomplete` warning: the full order is at `GET /api/orders/{id}/`,
+and a retry with the same `Idempotency-Key` returns it."""
 
 QUOTE_DESCRIPTION = """\
 Prices a cart delivered to a country without placing an order: the goods at
@@ -65,6 +73,11 @@ Cancels one of the signed-in user's paid orders: the stock is put back and the
 charge refunded. Another user's order is a 404; an order that is not paid
 (already cancelled) is a 409 `order_not_cancellable`."""
 
+
+logger = logging.getLogger("orders")
+
+#: The warning of a 201 whose body could not be built in full after the commit.
+RESPONSE_INCOMPLETE = "response_incomplete"
 
 #: Ids are positive: the URL patterns match digits only, so anything else is not a route.
 ID_PARAMETER = OpenApiParameter(
@@ -81,6 +94,28 @@ def render_order_result(
         prefetch_related_objects([order], "items__product")
         result = dataclasses.replace(result, data=OrderSerializer(order).data)
     return envelope_response(result, success_status=success_status)
+
+
+def render_placed_order(result: OrchestratorResult[Any]) -> Response:
+    """201 for a committed order, even when its full body cannot be built any more."""
+    try:
+        return render_order_result(result, success_status=status.HTTP_201_CREATED)
+    except Exception:
+        order = result.data
+        assert order is not None  # a successful CreateOrder run returns its order
+        logger.exception("order %s was placed, but its response could not be built", order.pk)
+        warning = StepError(
+            step="respond",
+            code=RESPONSE_INCOMPLETE,
+            message=(
+                f"The order was placed, but its details could not be loaded: "
+                f"GET /api/orders/{order.pk}/ shows it, as does a retry with the same "
+                "Idempotency-Key."
+            ),
+        )
+        data = {"id": order.pk, "status": order.status, "total": str(order.total)}
+        partial = dataclasses.replace(result, data=data, warnings=[*result.warnings, warning])
+        return envelope_response(partial, success_status=status.HTTP_201_CREATED)
 
 
 class OrderListCreateView(generics.ListAPIView):
@@ -135,10 +170,17 @@ class OrderListCreateView(generics.ListAPIView):
             stored = idempotency.find_stored_response(request.user, key, order_input.fingerprint)
             if stored is not None:
                 return stored
-        result = CreateOrder().execute(order_input, user=request.user)
-        response = render_order_result(result, success_status=status.HTTP_201_CREATED)
-        if key is not None and result.success:
-            idempotency.store_response(request.user, key, response)
+        result = CreateOrder().execute(order_input, user=request.user, idempotency_key=key)
+        if not result.success:
+            return render_order_result(result)
+        response = render_placed_order(result)
+        complete = all(w["code"] != RESPONSE_INCOMPLETE for w in response.data["warnings"])
+        if key is not None and complete:
+            try:
+                idempotency.store_response(request.user, key, response)
+            except DatabaseError:
+                # The key was linked to the order in its transaction: a retry rebuilds this.
+                logger.warning("the response of order %s was not stored for replay", result.data)
         return response
 
 

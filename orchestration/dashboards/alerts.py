@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestration.dashboards.promql import aggregate
 from orchestration.dashboards.recording import (
     ALL_RUNS,
     CRITICAL_RATIO_RECORD,
@@ -89,3 +90,50 @@ def critical_step_failing() -> dict[str, Any]:
 
 def alerts() -> list[dict[str, Any]]:
     return [failure_ratio_high(), latency_p95_high(), critical_step_failing()]
+
+
+def effect_journal_alerts() -> list[dict[str, Any]]:
+    """External effects (a captured payment) that a dead run left behind, not yet undone.
+
+    The gauges count database rows, so every worker reports the same value:
+    ``max``, not ``sum``, across the scraped processes.
+    """
+    per_step = ("job", "orchestrator", "step")
+    return [
+        {
+            "alert": "OrchestratorRollbackIncomplete",
+            "expr": aggregate("max", per_step, "orchestrator_effects_rollback_incomplete") + " > 0",
+            "for": "10m",
+            "labels": {"severity": "critical"},
+            "annotations": {
+                "summary": (
+                    "{{ $labels.orchestrator }}.{{ $labels.step }}: {{ $value }} rollbacks "
+                    "incomplete"
+                ),
+                "description": (
+                    "The compensation of {{ $value }} journaled effects of step "
+                    "{{ $labels.step }} ({{ $labels.orchestrator }}) keeps failing: an external "
+                    "effect (a captured payment, for example) stands without its run. "
+                    "recover_effects retries them with backoff; the admin's effect journal, "
+                    "filtered on 'Rollback incomplete', shows each entry and its last error."
+                ),
+            },
+        },
+        {
+            "alert": "OrchestratorEffectsAwaitingRecovery",
+            "expr": aggregate("max", per_step, "orchestrator_effects_awaiting_recovery") + " > 0",
+            "for": "15m",
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": (
+                    "{{ $labels.orchestrator }}.{{ $labels.step }}: {{ $value }} effects of dead "
+                    "runs not recovered"
+                ),
+                "description": (
+                    "Runs of {{ $labels.orchestrator }} died after step {{ $labels.step }} "
+                    "recorded its external effect, and nothing has undone it for 15 minutes: "
+                    "is `manage.py recover_effects` running?"
+                ),
+            },
+        },
+    ]

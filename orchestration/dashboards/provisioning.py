@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestration.dashboards.alerts import alerts
+from orchestration.dashboards.alerts import alerts, effect_journal_alerts
 from orchestration.dashboards.recording import recording_rules
 
 DATASOURCE_UID = "orchestration-prometheus"
@@ -22,6 +22,7 @@ def rule_groups() -> list[dict[str, Any]]:
     return [
         {"name": "orchestration.recording", "rules": recording_rules()},
         {"name": "orchestration.alerts", "rules": alerts()},
+        {"name": "orchestration.effect_journal", "rules": effect_journal_alerts()},
     ]
 
 

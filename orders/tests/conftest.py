@@ -19,8 +19,9 @@ def fast_password_hashing(settings: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
-def fresh_gateway() -> Iterator[None]:
-    """Every test starts with an empty fake ledger."""
+def fresh_gateway(settings: Any, tmp_path: Any) -> Iterator[None]:
+    """Every test starts with empty fake books."""
+    settings.FAKE_GATEWAY_BOOKS = str(tmp_path / "gateway-books.sqlite3")
     _load_gateway.cache_clear()
     yield
     _load_gateway.cache_clear()

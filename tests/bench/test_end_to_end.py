@@ -1,12 +1,24 @@
-"""``POST /api/orders/`` end to end: the orchestrator against the same job written inline.
+"""``POST /api/orders/`` end to end, the same job three ways (and a fourth setting).
 
-One gunicorn (``config/gunicorn.conf.py``, two sync workers, production-like
-settings plus ``tests/bench/urls.py``) serves both endpoints from one
-PostgreSQL database (``bench_e2e``, dropped and created again); ``wrk``
-drives them from its own process with a Lua script that sends the JSON body
-and the JWT. The two endpoints alternate in A B B A rounds, twice, so that drift
-(cache warm-up, table growth) is shared. A second test counts the SQL queries
-of one request on each endpoint with ``CaptureQueriesContext``.
+- ``journal``: the orchestrator, with ``charge_payment`` journaled (its intent
+  committed before the call on the journal's own connection, without waiting
+  for the disk: the default);
+- ``inline``: the same job written by hand in the request (``inline_orders.py``),
+  no journal;
+- ``dbos``: the same steps as a DBOS Transact workflow (``dbos_orders.py``),
+  every step checkpointed in DBOS's system database;
+- ``journal_fsync``: the orchestrator with
+  ``ORCHESTRATION_JOURNAL_SYNCHRONOUS_COMMIT=1``, the pre-call commit waiting
+  for the disk: what that commit costs per request.
+
+Two gunicorns (``config/gunicorn.conf.py``, two sync workers each,
+production-like settings plus ``tests/bench/urls.py``; the second one with the
+synchronous journal) serve from one PostgreSQL database (``bench_e2e``, dropped
+and created again); ``wrk`` drives them from its own process with a Lua
+script that sends the JSON body and the JWT. The endpoints take turns in
+A B C D D C B A rounds, twice, so that drift (cache warm-up, table growth) is
+shared. A second test counts the SQL queries of one request on the
+orchestrated and inline endpoints with ``CaptureQueriesContext``.
 
 Figures are printed and written to ``bench-results/end_to_end.json`` and
 ``.md``; nothing here asserts a timing.
@@ -40,8 +52,9 @@ pytestmark = pytest.mark.bench
 RESULTS_DIR = Path(__file__).resolve().parents[2] / "bench-results"
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_e2e")
 SECONDS = int(os.environ.get("BENCH_E2E_SECONDS", "5"))
-#: A B B A, twice: drift of the machine (other processes, table growth) is shared.
-ORDER = ("orchestrated", "inline", "inline", "orchestrated") * 2
+#: A B C D D C B A, twice: drift of the machine (other processes, table growth) is shared.
+_ROUND = ("journal", "inline", "dbos", "journal_fsync")
+ORDER = (*_ROUND, *reversed(_ROUND)) * 2
 CONNECTIONS = int(os.environ.get("BENCH_E2E_CONNECTIONS", "4"))
 WORKERS = 2
 PRODUCTS = 20
@@ -49,7 +62,16 @@ USERNAME, PASSWORD = "bench", "bench-password-not-secret"
 #: Logged by Django since 4.2 next to the queries; BEGIN and COMMIT of a block that
 #: ran no query cost no round trip on PostgreSQL (psycopg begins lazily).
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
-ENDPOINTS = {"orchestrated": "/api/orders/", "inline": "/api/bench/inline-orders/"}
+ENDPOINTS = {
+    "journal": "/api/orders/",
+    "inline": "/api/bench/inline-orders/",
+    "dbos": "/api/bench/dbos-orders/",
+    "journal_fsync": "/api/orders/",
+}
+#: Served by the second gunicorn, whose journal waits for the disk.
+SYNCHRONOUS_JOURNAL = {"journal_fsync"}
+#: The queries test runs in process (one setting): the endpoints that differ in code.
+QUERIED = {"journal": "/api/orders/", "inline": "/api/bench/inline-orders/"}
 
 WRK_SCRIPT = """
 local token = os.getenv("BENCH_TOKEN")
@@ -165,7 +187,7 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def test_create_order_under_gunicorn_orchestrated_against_inline(bench_database: str) -> None:
+def test_create_order_three_ways_under_gunicorn(bench_database: str) -> None:
     if shutil.which("wrk") is None:
         pytest.skip("wrk is not installed: `make bench` installs it (Debian package wrk).")
     env = app_env(
@@ -185,9 +207,13 @@ def test_create_order_under_gunicorn_orchestrated_against_inline(bench_database:
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as directory:
         script = Path(directory) / "orders.lua"
         script.write_text(WRK_SCRIPT)
-        with running_gunicorn(
-            env, workers=WORKERS, extra_args=["--access-logfile", "/dev/null"]
-        ) as server:
+        env["FAKE_GATEWAY_BOOKS"] = str(Path(directory) / "gateway-books.sqlite3")
+        quiet = ["--access-logfile", "/dev/null"]
+        fsync_env = {**env, "ORCHESTRATION_JOURNAL_SYNCHRONOUS_COMMIT": "1"}
+        with (
+            running_gunicorn(env, workers=WORKERS, extra_args=quiet) as server,
+            running_gunicorn(fsync_env, workers=WORKERS, extra_args=quiet) as fsync_server,
+        ):
             status, _, body = http_request(
                 f"{server.url}/api/auth/token/",
                 method="POST",
@@ -200,20 +226,27 @@ def test_create_order_under_gunicorn_orchestrated_against_inline(bench_database:
                 "BENCH_FIRST_PRODUCT": str(first_product),
                 "BENCH_PRODUCTS": str(PRODUCTS),
             }
-            for path in ENDPOINTS.values():  # warm-up: imports, connections, caches
-                run_wrk(f"{server.url}{path}", 3, wrk_env, script)
+            urls = {
+                name: f"{(fsync_server if name in SYNCHRONOUS_JOURNAL else server).url}{path}"
+                for name, path in ENDPOINTS.items()
+            }
+            for url in urls.values():  # warm-up: imports, connections, caches, DBOS launch
+                run_wrk(url, 3, wrk_env, script)
             rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in ENDPOINTS}
             for name in ORDER:
-                rounds[name].append(
-                    run_wrk(f"{server.url}{ENDPOINTS[name]}", SECONDS, wrk_env, script)
-                )
+                rounds[name].append(run_wrk(urls[name], SECONDS, wrk_env, script))
 
     results = {name: summarize(values) for name, values in rounds.items()}
-    orchestrated, inline = results["orchestrated"], results["inline"]
+    journal, inline, dbos = results["journal"], results["inline"], results["dbos"]
     ratios = {
-        "rps": round(orchestrated["rps"] / inline["rps"], 3),
-        "p50": round(orchestrated["p50_ms"] / inline["p50_ms"], 3),
-        "p99": round(orchestrated["p99_ms"] / inline["p99_ms"], 3),
+        "journal/inline rps": round(journal["rps"] / inline["rps"], 3),
+        "journal/inline p50": round(journal["p50_ms"] / inline["p50_ms"], 3),
+        "journal/inline p99": round(journal["p99_ms"] / inline["p99_ms"], 3),
+        "journal/dbos rps": round(journal["rps"] / dbos["rps"], 3),
+        "journal_fsync/inline rps": round(results["journal_fsync"]["rps"] / inline["rps"], 3),
+        "journal_fsync - journal p50 ms": round(
+            results["journal_fsync"]["p50_ms"] - journal["p50_ms"], 2
+        ),
     }
     environment = {
         "cpus": os.cpu_count(),
@@ -238,9 +271,7 @@ def test_create_order_under_gunicorn_orchestrated_against_inline(bench_database:
             f"| {name} | {result['requests']} | {result['rps']} | {result['p50_ms']} | "
             f"{result['p90_ms']} | {result['p99_ms']} | {result['non_2xx']} |"
         )
-    table.append(
-        f"\norchestrated/inline: req/s {ratios['rps']}, p50 {ratios['p50']}, p99 {ratios['p99']}"
-    )
+    table.append("\n" + ", ".join(f"{name}: {value}" for name, value in ratios.items()))
     md_path = RESULTS_DIR / "end_to_end.md"
     md_path.write_text(
         "# POST /api/orders/ under gunicorn on PostgreSQL\n\n"
@@ -271,7 +302,7 @@ def test_queries_per_request(django_user_model: Any) -> None:
         "payment_token": "tok_visa",
     }
     counts: dict[str, dict[str, Any]] = {}
-    for name, path in ENDPOINTS.items():
+    for name, path in QUERIED.items():
         client.post(path, body, format="json")  # warm-up: content types, caches
         with CaptureQueriesContext(connection) as captured:
             response = client.post(path, body, format="json")

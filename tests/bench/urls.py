@@ -1,11 +1,13 @@
-"""The project's URLs plus the hand-written baseline of the end-to-end benchmark."""
+"""The project's URLs plus the two other versions of CreateOrder the end-to-end benchmark runs."""
 
 from django.urls import path
 
 from config.urls import urlpatterns as project_urlpatterns
+from tests.bench.dbos_orders import DBOSCreateOrderView
 from tests.bench.inline_orders import InlineCreateOrderView
 
 urlpatterns = [
     *project_urlpatterns,
     path("api/bench/inline-orders/", InlineCreateOrderView.as_view(), name="bench-inline-orders"),
+    path("api/bench/dbos-orders/", DBOSCreateOrderView.as_view(), name="bench-dbos-orders"),
 ]

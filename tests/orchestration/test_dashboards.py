@@ -158,6 +158,8 @@ def test_rules_and_provisioning_are_valid_yaml(rendered: dict[str, str]) -> None
         "OrchestratorFailureRatioHigh",
         "OrchestratorLatencyP95High",
         "OrchestratorCriticalStepFailing",
+        "OrchestratorRollbackIncomplete",
+        "OrchestratorEffectsAwaitingRecovery",
     }
     config = yaml.safe_load(rendered["prometheus/prometheus.yml"])
     assert config["rule_files"] == ["orchestration.rules.yml"]

@@ -255,6 +255,7 @@ def test_names_are_unique_across_groups_and_steps():
         ((Step("only", add_up),), "at least two steps"),
         ((Step("a", add_up), Parallel("inner", Step("b", add_up), Step("c", add_up))), "nest"),
         ((Step("a", add_up), Step("b", add_up, critical=False, after_commit=True)), "after commit"),
+        ((Step("a", add_up), Step("b", add_up, recover=lambda effect: None)), "journaled"),
     ],
 )
 def test_malformed_groups_are_rejected(branches, message):

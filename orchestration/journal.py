@@ -1,0 +1,300 @@
+"""The effect journal: external effects that outlive the process that caused them.
+
+A step declared with ``recover=`` is *journaled*. Before its operation runs,
+the engine writes the step's intent (an ``EffectRecord``, state ``pending``)
+under a key that is stable across retries of the same client request, and the
+operation passes that key (``ctx.effect_key()``) to the external system as its
+idempotency key. The run's own transaction settles the entry, so the entry is
+``settled`` exactly when the run's data is committed. A run that fails
+compensates its journaled steps at once; a run that dies (SIGKILL, OOM killer,
+worker timeout) leaves its entries ``pending`` and ``recover_effects`` undoes
+them once their lease has expired.
+
+On PostgreSQL the intent is committed on a connection of the journal's own,
+outside the run's transaction, so it survives the run's process. That commit
+does not wait for the disk (``synchronous_commit = off``): a process crash
+cannot lose it (the row is committed in the server), and the run's own commit
+flushes the journal's WAL before the run's, so only a crash of the database
+server itself within a fraction of a second of the call could, and then the
+run fails too. Set ``ORCHESTRATION["JOURNAL_SYNCHRONOUS_COMMIT"] = True`` to pay
+an fsync per journaled call for that case as well. SQLite allows one writer:
+while the run's transaction holds the write lock no other connection can
+write, so on SQLite the intent is written in the run's transaction and does
+not survive a crash (the compensation of a failed run still does).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils import timezone
+
+from orchestration.conf import get_config
+from orchestration.errors import Conflict
+
+PENDING = "pending"
+SETTLED = "settled"
+#: The run failed, undid the effect itself and told its client: the key may be used again.
+ROLLED_BACK = "rolled_back"
+#: The run died; recovery undid the effect. A retry of the request is refused.
+COMPENSATED = "compensated"
+ROLLBACK_INCOMPLETE = "rollback_incomplete"
+UNSETTLED = (PENDING, ROLLBACK_INCOMPLETE)
+
+#: Compensation retries wait RETRY_BACKOFF * 2**(attempts - 1) seconds, at most RETRY_MAX_BACKOFF.
+RETRY_BACKOFF = 30.0
+RETRY_MAX_BACKOFF = 3600.0
+
+TABLE = "orchestration_effectrecord"
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """What a ``recover`` function knows of an effect: its key, and whose it was.
+
+    ``attempts`` counts the compensations of this effect that failed so far.
+    """
+
+    key: str
+    orchestrator: str
+    step: str
+    request_id: str = ""
+    attempts: int = 0
+
+
+class EffectInProgress(Conflict):
+    code = "effect_in_progress"
+    default_message = (
+        "A request with the same idempotency key is still being processed; retry shortly "
+        "to receive its response."
+    )
+
+
+class RequestRolledBack(Conflict):
+    code = "request_rolled_back"
+    default_message = (
+        "A request with this idempotency key was interrupted and rolled back: its external "
+        "effects (a payment, for example) were undone. Send it again with a new key."
+    )
+
+
+class EffectAlreadySettled(Conflict):
+    code = "effect_already_settled"
+    default_message = "A request with this idempotency key has already completed."
+
+
+def effect_scope(user: Any, idempotency_key: str | None) -> str | None:
+    """What a run's effect keys derive from: the user and the client's key.
+
+    None without a client key: the run's own id is used then, so that only the
+    retries of a step within the run share its key.
+    """
+    if idempotency_key is None:
+        return None
+    return f"user:{getattr(user, 'pk', None)}:{idempotency_key}"
+
+
+def effect_key(scope: str, orchestrator: str, step: str, attempt: int = 0) -> str:
+    """The idempotency key of one step's external call (64 hex characters).
+
+    ``attempt`` counts the earlier runs of the same request that failed and
+    rolled their effect back: a new attempt must not get the refunded charge back.
+    """
+    seed = f"{orchestrator}\x1f{step}\x1f{scope}\x1f{attempt}"
+    return hashlib.sha256(seed.encode()).hexdigest()
+
+
+def lease() -> timedelta:
+    return timedelta(seconds=get_config()["EFFECT_LEASE"])
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """How long a failed compensation waits before its attempt number ``attempts + 1``."""
+    return timedelta(seconds=min(RETRY_MAX_BACKOFF, RETRY_BACKOFF * 2 ** max(0, attempts - 1)))
+
+
+# -- the journal's connection ------------------------------------------------------
+
+_private = threading.local()
+
+
+def _own_connection(using: str) -> BaseDatabaseWrapper:
+    """The connection the journal writes on: its own on PostgreSQL, the run's elsewhere."""
+    shared = connections[using]
+    if shared.vendor != "postgresql":
+        return shared
+    per_alias: dict[str, BaseDatabaseWrapper] = _private.__dict__.setdefault("connections", {})
+    own = per_alias.get(using)
+    if own is None:
+        own = per_alias[using] = shared.copy()
+        # A broken connection is closed after its error (below), not probed before each use.
+        own.settings_dict["CONN_HEALTH_CHECKS"] = False
+    # As Django does for its own connections at each request: honour CONN_MAX_AGE.
+    own.close_if_unusable_or_obsolete()
+    if own.connection is None:
+        own.ensure_connection()
+        if not get_config()["JOURNAL_SYNCHRONOUS_COMMIT"]:
+            with own.cursor() as cursor:
+                cursor.execute("SET synchronous_commit TO off")
+    return own
+
+
+def close_connections() -> None:
+    """Close this thread's journal connections (before a test database is dropped)."""
+    for own in _private.__dict__.get("connections", {}).values():
+        own.close()
+
+
+def _execute(using: str, sql: str, params: Iterable[Any]) -> Any:
+    """Run one statement on the journal's connection; a lost connection is reopened next time."""
+    own = _own_connection(using)
+    try:
+        with own.cursor() as cursor:
+            cursor.execute(sql, list(params))
+            return cursor.rowcount, (cursor.fetchone() if cursor.description else None)
+    except (OperationalError, InterfaceError):
+        if own is not connections[using]:
+            own.close()
+        raise
+
+
+def _timestamp(using: str, moment: datetime) -> Any:
+    return connections[using].ops.adapt_datetimefield_value(moment)
+
+
+# -- the run's side ---------------------------------------------------------------
+
+
+def claim(
+    *,
+    scope: str,
+    orchestrator: str,
+    step: str,
+    request_id: str,
+    owner: str,
+    using: str = DEFAULT_DB_ALIAS,
+) -> Effect:
+    """Record the intent of a step's effect for the run ``owner``, before its external call.
+
+    A new key is inserted. A pending entry whose holder's lease has expired (its
+    run died) is taken over: the same key reaches the external system, which
+    answers with what it already did. An entry a failed run rolled back is
+    skipped for the next attempt's key. Otherwise the key is not this run's to
+    use and a ``Conflict`` says why.
+    """
+    attempt = 0
+    while True:
+        effect = Effect(
+            key=effect_key(scope, orchestrator, step, attempt),
+            orchestrator=orchestrator,
+            step=step,
+            request_id=request_id,
+        )
+        state = _claim_key(effect, owner=owner, using=using)
+        if state is None:
+            return effect
+        if state == ROLLED_BACK:
+            attempt += 1
+        elif state == SETTLED:
+            raise EffectAlreadySettled()
+        elif state == PENDING:
+            raise EffectInProgress()
+        else:
+            raise RequestRolledBack()
+
+
+def _claim_key(effect: Effect, *, owner: str, using: str) -> str | None:
+    """None when ``owner`` now holds the key; the state of the entry that holds it otherwise."""
+    now = timezone.now()
+    now_value, lease_value = _timestamp(using, now), _timestamp(using, now + lease())
+    inserted, _ = _execute(
+        using,
+        f"INSERT INTO {TABLE} (key, orchestrator, step, request_id, owner, state, "
+        "lease_until, attempts, last_error, created, updated) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, 0, '', %s, %s) ON CONFLICT (key) DO NOTHING",
+        (
+            effect.key,
+            effect.orchestrator,
+            effect.step,
+            effect.request_id[:64],
+            owner,
+            PENDING,
+            lease_value,
+            now_value,
+            now_value,
+        ),
+    )
+    if inserted == 1:
+        return None
+    taken, _ = _execute(
+        using,
+        f"UPDATE {TABLE} SET owner = %s, lease_until = %s, updated = %s "
+        "WHERE key = %s AND state = %s AND lease_until < %s",
+        (owner, lease_value, now_value, effect.key, PENDING, now_value),
+    )
+    if taken == 1:
+        return None
+    _, row = _execute(using, f"SELECT state FROM {TABLE} WHERE key = %s", (effect.key,))
+    return row[0] if row else PENDING
+
+
+def settle(keys: Iterable[str], *, owner: str, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Mark the run's entries settled, in the run's own transaction; how many were.
+
+    Fewer than asked means that recovery took an entry over (the run outlived
+    its lease): the run must not commit.
+    """
+    from orchestration.models import EffectRecord
+
+    return (
+        EffectRecord.objects.using(using)
+        .filter(key__in=list(keys), owner=owner, state=PENDING)
+        .update(state=SETTLED, updated=timezone.now())
+    )
+
+
+def record_compensation(
+    effect: Effect, *, owner: str, error: str | None, using: str = DEFAULT_DB_ALIAS
+) -> None:
+    """After the run compensated ``effect`` in process: ``rolled_back``, or retried later.
+
+    An upsert: on SQLite the entry was written in the transaction that just
+    rolled back. A failed compensation makes the entry ``rollback_incomplete``
+    and ``recover_effects`` tries again after a backoff.
+    """
+    now = timezone.now()
+    failed = error is not None
+    state = ROLLBACK_INCOMPLETE if failed else ROLLED_BACK
+    next_attempt = now + retry_delay(effect.attempts + 1) if failed else now
+    _execute(
+        using,
+        f"INSERT INTO {TABLE} AS entry (key, orchestrator, step, request_id, owner, state, "
+        "lease_until, attempts, last_error, created, updated) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (key) DO UPDATE SET state = excluded.state, "
+        "lease_until = excluded.lease_until, attempts = entry.attempts + excluded.attempts, "
+        "last_error = excluded.last_error, updated = excluded.updated "
+        "WHERE entry.owner = excluded.owner AND entry.state IN (%s, %s)",
+        (
+            effect.key,
+            effect.orchestrator,
+            effect.step,
+            effect.request_id[:64],
+            owner,
+            state,
+            _timestamp(using, next_attempt),
+            int(failed),
+            error or "",
+            _timestamp(using, now),
+            _timestamp(using, now),
+            PENDING,
+            ROLLBACK_INCOMPLETE,
+        ),
+    )
