@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Debian packages the integration tests use: Prometheus and promtool, Chromium for
-# the documentation pages; wrk drives the end-to-end benchmark. Installed only
-# when one is missing.
-SYSTEM_PACKAGES := prometheus chromium wrk
+# the documentation pages; wrk drives the end-to-end benchmark; nginx fronts
+# `make serve`. Installed only when one is missing.
+SYSTEM_PACKAGES := prometheus chromium wrk nginx
 system-deps:
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); }
@@ -28,13 +28,16 @@ run: install
 	$(DEV_ENV) $(BIN)/python manage.py seed_demo
 	$(DEV_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000
 
-# Production-like: gunicorn with several workers (WEB_CONCURRENCY), DEBUG off, so
-# DJANGO_SECRET_KEY (and DJANGO_ALLOWED_HOSTS) must come from the environment.
+# Production-shaped: nginx on PORT (default 8000) buffering clients and serving the
+# collected static files, in front of gunicorn with several workers (WEB_CONCURRENCY)
+# on a unix socket; DEBUG off, so DJANGO_SECRET_KEY (and DJANGO_ALLOWED_HOSTS) must
+# come from the environment. See config/serve.py.
 PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus-multiproc
-serve: install
+serve: install system-deps
 	mkdir -p $(PROMETHEUS_MULTIPROC_DIR)
 	$(BIN)/python manage.py migrate --no-input
-	PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) $(BIN)/gunicorn -c config/gunicorn.conf.py
+	$(BIN)/python manage.py collectstatic --no-input --verbosity 0
+	PROMETHEUS_MULTIPROC_DIR=$(PROMETHEUS_MULTIPROC_DIR) $(BIN)/python -m config.serve
 
 test: install
 	$(BIN)/python -m pytest

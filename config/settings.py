@@ -10,6 +10,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config.clients import parse_trusted_proxies
 from config.local_apps import LOCAL_APPS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -79,6 +80,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_prometheus",
+    "axes",
+    "config.apps.ProjectConfig",
     *LOCAL_APPS,
 ]
 
@@ -87,11 +90,14 @@ MIDDLEWARE = [
     "orchestration.middleware.TimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "orchestration.middleware.CommonMiddleware",
+    "orchestration.middleware.RequestBodyMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: it turns a login form's lockout into the lockout page.
+    "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -141,6 +147,32 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Throttle counts (and anything else cached) are shared by every worker: by default in a
+# table of the database (created by `migrate`), with CACHE_URL=redis://host:6379/0 in Redis.
+CACHES = {"default": _read("CACHE_URL", env.cache_url, default="dbcache://django_cache")}
+
+# Who the client is (throttles, login lockouts): TRUSTED_PROXIES is the number of proxies
+# in front of the app (`make serve`: 1, nginx) or their networks (10.0.0.0/8,...).
+# Default: none, so a client's own X-Forwarded-For is ignored.
+TRUSTED_PROXIES = _read(
+    "TRUSTED_PROXIES", lambda name, **kw: parse_trusted_proxies(env.str(name, **kw)), default="0"
+)
+
+# Login protection (django-axes) for the admin, the browsable API login and the token
+# endpoint: AXES_FAILURE_LIMIT failed attempts for one username from one address lock
+# that pair out for AXES_COOLOFF_MINUTES; an admin unlocks it earlier (Axes > Access attempts).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(_number("AXES_FAILURE_LIMIT", int, default=5))
+AXES_COOLOFF_TIME = timedelta(minutes=_number("AXES_COOLOFF_MINUTES", float, default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "config.clients.client_ip"
+AXES_LOCKOUT_CALLABLE = "config.lockout.lockout_response"
+AXES_USERNAME_FORM_FIELD = "username"
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -154,7 +186,13 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"
+STATIC_ROOT = _read("STATIC_ROOT", env.path, default=BASE_DIR / "var" / "static")
+# collectstatic writes each file under a name with its content's hash (served with
+# far-future caching by nginx, see `make serve`); before it has run, the plain names.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "config.storage.HashedStaticFilesStorage"},
+}
 
 # Email: consolemail:// for development, smtp://host:port in production.
 vars().update(_read("EMAIL_URL", env.email_url, default="consolemail://"))
@@ -163,7 +201,7 @@ EMAIL_TIMEOUT = _number("EMAIL_TIMEOUT", float, default=5.0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "config.auth.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -171,6 +209,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "orchestration.drf.exception_handler",
+    # One parser for every endpoint: JSON only, UTF-8 only, bounded in depth and size.
+    "DEFAULT_PARSER_CLASSES": ["orchestration.parsers.JSONParser"],
     "DEFAULT_THROTTLE_RATES": {"token": env.str("TOKEN_THROTTLE_RATE", default="20/min")},
 }
 
@@ -183,7 +223,13 @@ SIMPLE_JWT = {
     "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default=SECRET_KEY),
     "AUTH_HEADER_TYPES": ("Bearer",),
     "UPDATE_LAST_LOGIN": False,
+    # Access tokens carry a hash of the password: changing it ends them at once.
+    "CHECK_REVOKE_TOKEN": True,
+    "TOKEN_OBTAIN_SERIALIZER": "config.auth.TokenObtainPairSerializer",
+    "TOKEN_REFRESH_SERIALIZER": "config.auth.TokenRefreshSerializer",
 }
+# However often a refresh token is rotated, its chain ends this long after the login.
+JWT_SESSION_MAX_AGE = timedelta(days=_number("JWT_SESSION_MAX_AGE_DAYS", float, default=30))
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Orchestrated services API",
@@ -262,4 +308,6 @@ LOGGING = {
         },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # django-axes logs every failed login at INFO; its warnings (lockouts) are enough.
+    "loggers": {"axes": {"level": "WARNING"}},
 }

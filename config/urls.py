@@ -7,16 +7,22 @@ under ``/api/``; apps declare their own paths below that.
 from importlib.util import find_spec
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework_simplejwt import views as jwt_views
 
+from config.clients import client_ip
 from config.local_apps import LOCAL_APPS
+from config.lockout import cool_off_seconds, lockout_body
 from orchestration import views as ops_views
 from orchestration.drf import error_responses
 
+handler400 = ops_views.bad_request
+handler403 = ops_views.permission_denied
 handler404 = ops_views.not_found
 handler500 = ops_views.server_error
 
@@ -30,11 +36,26 @@ def documented(view: type[jwt_views.TokenViewBase], *errors: int) -> type[jwt_vi
     )(subclass)
 
 
-class ThrottledTokenObtainPairView(jwt_views.TokenObtainPairView):
-    """Obtain a token pair; throttled per client to slow password guessing."""
+class ClientRateThrottle(ScopedRateThrottle):
+    """DRF's scoped throttle, counting per client as the trusted proxies report it."""
 
-    throttle_classes = (ScopedRateThrottle,)
+    def get_ident(self, request: Request) -> str:
+        return client_ip(request)
+
+
+class ThrottledTokenObtainPairView(jwt_views.TokenObtainPairView):
+    """Obtain a token pair; throttled per client, and locked out per username and
+    client after too many wrong passwords (django-axes)."""
+
+    throttle_classes = (ClientRateThrottle,)
     throttle_scope = "token"
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # Axes flags the request it was given, DRF's, which its middleware never sees.
+        if getattr(self.request, "axes_locked_out", False):
+            headers = {"Retry-After": str(cool_off_seconds())}
+            return Response(lockout_body(), status=429, headers=headers)
+        return super().handle_exception(exc)
 
 
 urlpatterns = [
@@ -44,22 +65,22 @@ urlpatterns = [
     path("metrics", ops_views.metrics, name="metrics"),
     path(
         "api/auth/token/",
-        documented(ThrottledTokenObtainPairView, 400, 401, 429).as_view(),
+        documented(ThrottledTokenObtainPairView, 400, 401, 413, 415, 429).as_view(),
         name="token_obtain_pair",
     ),
     path(
         "api/auth/token/refresh/",
-        documented(jwt_views.TokenRefreshView, 400, 401).as_view(),
+        documented(jwt_views.TokenRefreshView, 400, 401, 413, 415).as_view(),
         name="token_refresh",
     ),
     path(
         "api/auth/token/verify/",
-        documented(jwt_views.TokenVerifyView, 400, 401).as_view(),
+        documented(jwt_views.TokenVerifyView, 400, 401, 413, 415).as_view(),
         name="token_verify",
     ),
     path(
         "api/auth/token/blacklist/",
-        documented(jwt_views.TokenBlacklistView, 400, 401).as_view(),
+        documented(jwt_views.TokenBlacklistView, 400, 401, 413, 415).as_view(),
         name="token_blacklist",
     ),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -73,3 +94,7 @@ urlpatterns += [
     for app in LOCAL_APPS
     if find_spec(f"{app}.urls") is not None
 ]
+
+# Last: any other URL under /api/ is a 404 in the API's error shape, also with DEBUG on.
+# Only paths ending in a slash, so that /api/orders still redirects to /api/orders/.
+urlpatterns.append(re_path(r"^api/(?:.*/)?$", ops_views.api_not_found))

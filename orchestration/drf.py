@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
-from django.db import InterfaceError, OperationalError
-from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from orchestration import registry
-from orchestration.context import current_request_id, new_request_id
 from orchestration.engine import BaseOrchestrator
 from orchestration.envelope import error_body, typed_error_body
-from orchestration.errors import DatabaseUnavailable, OrchestrationError, internal_error
+from orchestration.errors import classify
 from orchestration.result import OrchestratorResult
 from orchestration.steps import flag_words
-
-logger = logging.getLogger("orchestration")
 
 
 def envelope(result: OrchestratorResult[Any]) -> dict[str, Any]:
@@ -51,49 +44,36 @@ def envelope_response(
 # -- errors outside pipelines (authentication, parsing, throttling, crashes) ----------
 
 
-class PayloadTooLarge(exceptions.APIException):
-    """A body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (Django raises RequestDataTooBig)."""
-
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_code = "payload_too_large"
-    default_detail = "The request body is too large."
-
-
-def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's handler, answering with the same error shape as orchestrated endpoints.
 
-    Statuses and headers (``WWW-Authenticate``, ``Retry-After``) are DRF's own.
-    A lost database is a 503; any other unexpected exception is logged with its
-    traceback and answered as a 500 without internals.
+    DRF's own exceptions keep DRF's statuses and headers (``WWW-Authenticate``,
+    ``Retry-After``). Anything else goes through ``errors.classify``: a typed
+    error raised in a view gets its own status, Django's and the database's
+    errors their typed twin, the rest a 500 without internals. Either way the
+    request's atomic block (``ATOMIC_REQUESTS``) is rolled back, as DRF does.
     """
-    # DRF converts these two internally but hands back no `detail` on the original.
-    if isinstance(exc, Http404):
-        exc = exceptions.NotFound(*exc.args)
-    elif isinstance(exc, DjangoPermissionDenied):
-        exc = exceptions.PermissionDenied(*exc.args)
-    elif isinstance(exc, RequestDataTooBig):
-        exc = PayloadTooLarge()
-    response = drf_exception_handler(exc, context)
-    if response is not None and isinstance(exc, exceptions.APIException):
-        detail = exc.detail
-        if isinstance(exc, exceptions.ValidationError):
-            code, message = "validation_failed", "The input is invalid."
-            details = detail if isinstance(detail, dict) else {"non_field_errors": detail}
-        elif isinstance(detail, dict):  # simplejwt: {"detail": ..., "code": ..., "messages": ...}
-            code = str(detail.get("code", exc.default_code))
-            message, details = str(detail.get("detail", exc.default_detail)), {}
-        else:
-            code = str(getattr(detail, "code", None) or exc.default_code)
-            message, details = str(detail), {}
-        response.data = error_body(code, message, details)
+    if isinstance(exc, exceptions.APIException):
+        response = drf_exception_handler(exc, context)
+        assert response is not None  # DRF's handler answers every APIException
+        response.data = error_body(*api_exception_error(exc))
         return response
-    if isinstance(exc, OperationalError | InterfaceError):
-        logger.warning("database unavailable: %s", exc)
-        typed: OrchestrationError = DatabaseUnavailable()
-    else:
-        logger.error("unhandled error in %s", context.get("view"), exc_info=exc)
-        typed = internal_error(current_request_id.get() or new_request_id())
+    view = context.get("view")
+    typed = classify(exc, where=f"view {type(view).__name__}")
+    set_rollback()
     return Response(typed_error_body(typed), status=typed.status)
+
+
+def api_exception_error(exc: exceptions.APIException) -> tuple[str, str, dict[str, Any]]:
+    """The code, message and details of a DRF exception."""
+    detail = exc.detail
+    if isinstance(exc, exceptions.ValidationError):
+        details = detail if isinstance(detail, dict) else {"non_field_errors": detail}
+        return "validation_failed", "The input is invalid.", details
+    if isinstance(detail, dict):  # simplejwt: {"detail": ..., "code": ..., "messages": ...}
+        code = str(detail.get("code", exc.default_code))
+        return code, str(detail.get("detail", exc.default_detail)), {}
+    return str(getattr(detail, "code", None) or exc.default_code), str(detail), {}
 
 
 # -- OpenAPI (drf-spectacular) --------------------------------------------------------

@@ -28,6 +28,7 @@ import contextvars
 import dataclasses
 import inspect
 import logging
+import random
 import threading
 import time
 import uuid
@@ -38,9 +39,7 @@ from types import new_class
 from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 from asgiref.sync import SyncToAsync, async_to_sync
-from django.core import exceptions as django_exceptions
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, transaction
-from django.http import Http404
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, transaction
 
 from orchestration import journal, parallel, registry
 from orchestration.conf import get_config
@@ -56,16 +55,12 @@ from orchestration.context import (
     sleep_unless_cancelled,
 )
 from orchestration.errors import (
-    DatabaseUnavailable,
     DefinitionError,
     InternalError,
-    NotFound,
-    OrchestrationError,
-    PermissionDenied,
     ServiceUnavailable,
     StepTimeout,
-    ValidationFailed,
-    internal_error,
+    TransactionConflict,
+    classify,
 )
 from orchestration.metrics import OrchestratorMetrics, StepMetrics
 from orchestration.result import OrchestratorResult, StepRecord
@@ -106,38 +101,9 @@ class _Abort(Exception):
     """Leaves the transaction block so that it rolls back."""
 
 
-def error_from_exception(step: str, exc: BaseException, request_id: str) -> StepError:
-    """Translate a step's exception into what the client is told.
-
-    Typed errors keep their code and message; Django's own "not found",
-    "permission denied" and validation errors map to their typed twins; a lost
-    database connection is a 503; anything else is logged with its traceback
-    and reported as ``internal_error`` without internals.
-    """
-    if isinstance(exc, OrchestrationError):
-        typed = exc
-    elif isinstance(exc, django_exceptions.ObjectDoesNotExist | Http404):
-        typed = NotFound()
-    elif isinstance(exc, django_exceptions.PermissionDenied):
-        typed = PermissionDenied()
-    elif isinstance(exc, django_exceptions.ValidationError):
-        details = (
-            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        )
-        typed = ValidationFailed(details=details)
-    elif isinstance(exc, OperationalError | InterfaceError):
-        logger.warning(
-            "step %s: database unavailable: %s", step, exc, extra={"request_id": request_id}
-        )
-        typed = DatabaseUnavailable()
-    else:
-        logger.error(
-            "step %s failed with an unexpected error",
-            step,
-            exc_info=(type(exc), exc, exc.__traceback__),
-            extra={"request_id": request_id},
-        )
-        typed = internal_error(request_id)
+def error_from_exception(step: str, exc: BaseException) -> StepError:
+    """What the client is told of a step's exception (see ``errors.classify``)."""
+    typed = classify(exc, where=f"step {step}")
     return StepError(
         step=step,
         code=typed.code,
@@ -153,14 +119,17 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
 
     Class options: ``atomic`` (default True: one transaction for the run),
     ``database`` (the alias), ``metric_name`` (defaults to the class name in
-    snake case without the ``Orchestrator`` suffix). Pass ``abstract=True`` in
-    the class statement for an intermediate base with no pipeline.
+    snake case without the ``Orchestrator`` suffix), ``conflict_attempts``
+    (runs of a pipeline whose transaction the database aborted for a deadlock
+    or a serialization failure, see ``execute``). Pass ``abstract=True`` in the
+    class statement for an intermediate base with no pipeline.
     """
 
     pipeline: ClassVar[Sequence[Step[Any]]] = ()
     atomic: ClassVar[bool] = True
     database: ClassVar[str] = DEFAULT_DB_ALIAS
     metric_name: ClassVar[str] = ""
+    conflict_attempts: ClassVar[int] = 3
 
     _checked_pipeline: ClassVar[tuple[Step[Any], ...]] = ()
     _metrics: ClassVar[OrchestratorMetrics | None] = None
@@ -213,6 +182,13 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
     ) -> OrchestratorResult[ResultT]:
         """Run the pipeline. Raises only for programming errors, never for a step failure.
 
+        When the database aborts the run's transaction to break a deadlock or a
+        serialization conflict, nothing of the run was written: if no step with
+        an external effect (one with a compensation) had completed either, the
+        whole run starts again from a new context, up to ``conflict_attempts``
+        runs. Otherwise, or when the transaction is not the run's own (an outer
+        ``atomic`` block), the answer is the 409 ``transaction_conflict``.
+
         ``idempotency_key`` is the client's key for this request (the
         ``Idempotency-Key`` header, for example): with the user it makes the keys
         of journaled effects, so that a retry of the same request reaches the
@@ -221,9 +197,16 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
         request_id = request_id or current_request_id.get() or new_request_id()
         token = current_request_id.set(request_id)
         try:
-            ctx = self.initialize_context(input, user=user, request_id=request_id, **extra)
-            run = self._new_run(ctx, effect_scope=journal.effect_scope(user, idempotency_key))
-            result = run.execute()
+            for attempt in range(1, self.conflict_attempts + 1):
+                ctx = self.initialize_context(input, user=user, request_id=request_id, **extra)
+                owns_transaction = self.atomic and not self._in_outer_transaction()
+                run = self._new_run(ctx, effect_scope=journal.effect_scope(user, idempotency_key))
+                result = run.execute()
+                if not (owns_transaction and run.may_run_again()):
+                    break
+                if attempt < self.conflict_attempts:
+                    logger.info("transaction conflict: running %s again", self.metric_name)
+                    time.sleep(random.uniform(0.005, 0.02) * attempt)
         finally:
             current_request_id.reset(token)
         collect(result)
@@ -257,6 +240,9 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
                 "not an OperationContext."
             )
         return _Run(self, ctx, self._steps(), self._step_metrics(), effect_scope=effect_scope)
+
+    def _in_outer_transaction(self) -> bool:
+        return transaction.get_connection(self.database).in_atomic_block
 
     def _steps(self) -> tuple[Step[Any], ...]:
         cls = type(self)
@@ -436,6 +422,17 @@ class _Run:
             steps=self.records,
         )
 
+    def may_run_again(self) -> bool:
+        """The database aborted the run for a concurrent one, and no external effect
+        can have happened: no step with a compensation had completed, and no
+        journaled step had claimed its effect (its call may have gone out)."""
+        return (
+            self.failure is not None
+            and self.failure.code == TransactionConflict.code
+            and not self.completed
+            and not self.effects
+        )
+
     def _run_in_transaction(self) -> None:
         using = self.orchestrator.database
         try:
@@ -448,7 +445,7 @@ class _Run:
         except DatabaseError as exc:
             # Beginning or committing the transaction failed: nothing was written.
             if self.failure is None:
-                self.failure = error_from_exception(TRANSACTION_STEP, exc, self.ctx.request_id)
+                self.failure = error_from_exception(TRANSACTION_STEP, exc)
 
     def _run_main(self) -> bool:
         """Run the in-transaction steps; False when a critical step failed."""
@@ -478,7 +475,7 @@ class _Run:
                 using=self.orchestrator.database,
             )
         except DatabaseError as exc:
-            self.failure = error_from_exception(TRANSACTION_STEP, exc, self.ctx.request_id)
+            self.failure = error_from_exception(TRANSACTION_STEP, exc)
             return False
         if settled == len(self.effects):
             return True
@@ -489,7 +486,7 @@ class _Run:
         lost = ServiceUnavailable(
             "The request took too long and was rolled back; try again.", code="effect_lease_lost"
         )
-        self.failure = error_from_exception(TRANSACTION_STEP, lost, self.ctx.request_id)
+        self.failure = error_from_exception(TRANSACTION_STEP, lost)
         return False
 
     def _schedule_after_commit(self) -> None:
@@ -712,7 +709,7 @@ class _Run:
         metrics: StepMetrics | None,
         elapsed_ns: int,
     ) -> None:
-        error = error_from_exception(step.name, exc, self.ctx.request_id)
+        error = error_from_exception(step.name, exc)
         record.error = error
         record.status = "timed_out" if isinstance(exc, StepTimeout) else "failed"
         if metrics is not None:

@@ -1,4 +1,5 @@
-"""Request id and Server-Timing for every response."""
+"""Request id and Server-Timing for every response; the request edges that
+Django's own middleware gets wrong for an API (slash redirects, chunked bodies)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ from contextvars import Token
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.http.response import HttpResponseRedirectBase
+from django.middleware import common
+from django.utils.deprecation import MiddlewareMixin
+from django.utils.http import escape_leading_slashes
 
 from orchestration.context import collected_runs, current_request_id, new_request_id
+from orchestration.envelope import error_body
 from orchestration.result import OrchestratorResult
 
 #: An incoming X-Request-ID is kept only when it looks like an id: anything else
@@ -91,3 +97,50 @@ class TimingMiddleware:
         response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
         response["Server-Timing"] = server_timing(total_ms, runs)
         return response
+
+
+class HttpResponsePermanentRedirectKeepingMethod(HttpResponseRedirectBase):
+    status_code = 308
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class CommonMiddleware(common.CommonMiddleware):
+    """Django's, except that the slash redirect of a POST (PUT, PATCH, DELETE) is a
+    308, which clients follow with the same method and body: a 301 turns a POST
+    into a GET, and with DEBUG on Django raises instead of redirecting."""
+
+    def process_response(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        if (
+            request.method not in SAFE_METHODS
+            and response.status_code == 404
+            and self.should_redirect_with_slash(request)
+        ):
+            path = escape_leading_slashes(request.get_full_path(force_append_slash=True))
+            return HttpResponsePermanentRedirectKeepingMethod(path)
+        return super().process_response(request, response)
+
+
+class RequestBodyMiddleware(MiddlewareMixin):
+    """A chunked body without ``Content-Length`` is refused with 411.
+
+    Django reads a request body only up to its ``Content-Length``: without one
+    the body would be read as empty and the request handled as if it had none.
+    A buffering proxy (nginx in ``make serve``) reads chunked bodies and passes
+    them on with a length, so behind it they are accepted. Sync and async (the
+    mixin's), so that under ASGI an async view stays on the event loop.
+    """
+
+    def process_request(self, request: HttpRequest) -> HttpResponse | None:
+        if "HTTP_TRANSFER_ENCODING" in request.META and not request.META.get("CONTENT_LENGTH"):
+            return JsonResponse(
+                error_body(
+                    "length_required",
+                    "Send the request body with a Content-Length header, not chunked.",
+                ),
+                status=411,
+            )
+        return None

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hmac
 import os
+import sys
 
 from django.db import DatabaseError, connections
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -19,9 +21,8 @@ from prometheus_client import (
 )
 
 from orchestration.conf import get_config
-from orchestration.context import current_request_id
-from orchestration.envelope import error_body, typed_error_body
-from orchestration.errors import internal_error
+from orchestration.envelope import typed_error_body
+from orchestration.errors import classify
 from orchestration.metrics import JOURNAL_REGISTRY
 
 API_PREFIX = "/api/"
@@ -74,16 +75,47 @@ def _registry() -> CollectorRegistry:
     return registry
 
 
+def api_error(request: HttpRequest, exc: BaseException | None, *, log: bool = True) -> JsonResponse:
+    """The error envelope for ``exc`` (see ``errors.classify``)."""
+    typed = classify(exc, where=f"request {request.path!r}", log=log)
+    return JsonResponse(typed_error_body(typed), status=typed.status)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """``handler400``: a request Django refused to read (disallowed Host, too many
+    fields, a body over the size limit, ...): the API's error shape under /api/."""
+    if request.path.startswith(API_PREFIX):
+        return api_error(request, exception)
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """``handler403``: the API's error shape under /api/, Django's page elsewhere."""
+    if request.path.startswith(API_PREFIX):
+        return api_error(request, exception)
+    return defaults.permission_denied(request, exception)
+
+
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """``handler404``: the API's error shape under /api/, Django's page elsewhere."""
     if request.path.startswith(API_PREFIX):
-        return JsonResponse(error_body("not_found", "Not found."), status=404)
+        return api_error(request, exception)
     return defaults.page_not_found(request, exception)
 
 
+@csrf_exempt
+def api_not_found(request: HttpRequest) -> JsonResponse:
+    """The last route under /api/: an unknown API URL is a 404 in the error shape,
+    also with DEBUG on, where Django would otherwise answer its HTML debug page."""
+    return api_error(request, Http404())
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
-    """``handler500``: never a traceback; the request id points at the log record."""
+    """``handler500``: never a traceback; the request id points at the log record.
+
+    Under /api/ the exception is classified like any other: a lost database is
+    still a 503. Django has already logged it.
+    """
     if request.path.startswith(API_PREFIX):
-        error = internal_error(current_request_id.get() or "-")
-        return JsonResponse(typed_error_body(error), status=error.status)
+        return api_error(request, sys.exc_info()[1], log=False)
     return defaults.server_error(request)

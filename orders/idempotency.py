@@ -18,7 +18,9 @@ from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from orchestration import Conflict, OrchestratorResult
 from orchestration.context import current_request_id, new_request_id
+from orchestration.drf import envelope_response
 from orders.models import IdempotencyRecord, Order
 from orders.serializers import OrderSerializer
 
@@ -42,12 +44,6 @@ IN_PROGRESS = (
         "to receive its response."
     ),
 )
-
-
-class IdempotencyConflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = KEY_REUSED[0]
-    default_detail = KEY_REUSED[1]
 
 
 def read_idempotency_key(request: Request) -> str | None:
@@ -79,7 +75,7 @@ def find_stored_response(user: Any, key: str, fingerprint: str) -> Response | No
     conflict = find_conflict(record, fingerprint)
     if conflict is not None:
         code, message = conflict
-        raise IdempotencyConflict(detail=message, code=code)
+        raise Conflict(message, code=code)
     if record.response_status is None:
         # The order committed but the process stopped before storing the response.
         assert record.order is not None  # find_conflict: no response and no order is a 409
@@ -97,15 +93,13 @@ def rebuild_response(order: Order) -> Response:
     empty and ``duration`` zero, while ``data`` is the order as stored.
     """
     prefetch_related_objects([order], "items__product")
-    body = {
-        "success": True,
-        "data": OrderSerializer(order).data,
-        "duration": 0.0,
-        "metrics": {},
-        "warnings": [],
-        "request_id": current_request_id.get() or new_request_id(),
-    }
-    return Response(body, status=status.HTTP_201_CREATED)
+    result = OrchestratorResult(
+        success=True,
+        orchestrator="create_order",
+        request_id=current_request_id.get() or new_request_id(),
+        data=OrderSerializer(order).data,
+    )
+    return envelope_response(result, success_status=status.HTTP_201_CREATED)
 
 
 def store_response(user: Any, key: str, response: Response) -> None:

@@ -30,7 +30,6 @@ from orchestration.drf import (
 from orders import idempotency
 from orders.models import Order, Product
 from orders.orchestrators import AsyncQuote, CancelOrder, CreateOrder, Quote
-from orders.parsers import JSONParser
 from orders.serializers import (
     MAX_ID,
     CreateOrderSerializer,
@@ -122,7 +121,6 @@ class OrderListCreateView(generics.ListAPIView):
     """The signed-in user's orders (newest first, paginated); POST places one."""
 
     serializer_class = OrderSerializer
-    parser_classes = (JSONParser,)
 
     def get_queryset(self) -> QuerySet[Order]:
         return Order.objects.filter(owner_id=self.request.user.pk).prefetch_related(
@@ -200,8 +198,6 @@ class OrderDetailView(generics.RetrieveAPIView):
 
 
 class CancelOrderView(APIView):
-    parser_classes = (JSONParser,)
-
     @orchestrated_schema(
         CancelOrder,
         data=OrderSerializer,
@@ -224,7 +220,6 @@ def quote_body(result: OrchestratorResult[Any]) -> dict[str, Any]:
 
 class QuoteView(APIView):
     permission_classes = (permissions.AllowAny,)
-    parser_classes = (JSONParser,)
 
     @orchestrated_schema(
         Quote,

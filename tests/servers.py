@@ -272,6 +272,38 @@ def running_uvicorn(
         yield RunningServer(url=url, port=port, pid=process.pid, log_path=log_path)
 
 
+def running_serve(
+    env: Mapping[str, str],
+    workers: int = 2,
+    *,
+    static_root: Path,
+    log_dir: Path,
+    timeout: float = 60,
+) -> Iterator[RunningServer]:
+    """``make serve`` without make: nginx on a free port in front of gunicorn on a unix
+    socket (``config/serve.py``), after ``collectstatic`` into ``static_root``.
+
+    Ready when ``/health/`` answers through nginx.
+    """
+    env = {
+        **env,
+        "STATIC_ROOT": str(static_root),
+        "SERVE_DIR": str(log_dir / "serve"),
+        "WEB_CONCURRENCY": str(workers),
+        "PORT": str(free_port()),
+        "HOST": "127.0.0.1",
+    }
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(log_dir / "prometheus-multiproc"))
+    Path(env["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+    manage(env, "collectstatic", "--no-input", "--verbosity", "0")
+    url = f"http://127.0.0.1:{env['PORT']}"
+    command = [sys.executable, "-m", "config.serve"]
+    with _process(
+        command, env=env, ready_url=f"{url}/health/", timeout=timeout, log_dir=log_dir
+    ) as (process, log_path):
+        yield RunningServer(url=url, port=int(env["PORT"]), pid=process.pid, log_path=log_path)
+
+
 def prometheus_binary() -> str | None:
     """Path of the ``prometheus`` server, or None when it is not installed."""
     return shutil.which("prometheus")

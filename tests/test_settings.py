@@ -37,6 +37,13 @@ def start(**env: str) -> subprocess.CompletedProcess[str]:
         ({"DJANGO_DEBUG": "1", "DATABASE_URL": "mongodb://db/x"}, "DATABASE_URL must be"),
         ({"DJANGO_DEBUG": "1", "EMAIL_URL": "carrier-pigeon://x"}, "EMAIL_URL is malformed"),
         ({"DJANGO_DEBUG": "1", "EMAIL_TIMEOUT": "soon"}, "EMAIL_TIMEOUT='soon' is not a number"),
+        ({"DJANGO_DEBUG": "1", "TRUSTED_PROXIES": "the-load-balancer"}, "TRUSTED_PROXIES is"),
+        ({"DJANGO_DEBUG": "1", "CACHE_URL": "carrier-pigeon://x"}, "CACHE_URL is malformed"),
+        ({"DJANGO_DEBUG": "1", "AXES_FAILURE_LIMIT": "many"}, "AXES_FAILURE_LIMIT='many'"),
+        (
+            {"DJANGO_DEBUG": "1", "JWT_SESSION_MAX_AGE_DAYS": "forever"},
+            "JWT_SESSION_MAX_AGE_DAYS='forever' is not a number",
+        ),
         (
             {"DJANGO_DEBUG": "1", "PROMETHEUS_MULTIPROC_DIR": "/nonexistent/metrics"},
             "PROMETHEUS_MULTIPROC_DIR='/nonexistent/metrics' is not a directory",

@@ -40,6 +40,12 @@ CHECKS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Any) -> None:
+    # Every login attempt, a failed one too, hashes a password: the real hasher is slow.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def api_schema(live_server: Any, transactional_db: None, django_user_model: Any) -> Any:
     django_user_model.objects.create_user(USERNAME, "fuzzer@example.com", PASSWORD)
@@ -149,3 +155,90 @@ def test_malformed_ids_answer_in_the_error_shape(
         CHECKS,
         lambda operation, mode: mode is GenerationMode.NEGATIVE and has_path_parameters(operation),
     )
+
+
+# -- hostile values in every field, parameter and header of every operation -----------
+
+#: JSON texts (not Python values): some cannot be produced by a JSON encoder at all.
+HOSTILE_JSON = [
+    r'"\ud800"',  # a lone surrogate
+    r'"\udfff\ud800"',
+    r'"a\u0000b"',  # control characters
+    r'"\u001b[2J\r\n\t"',
+    r'"\u202eevil"',  # right-to-left override
+    '"' + "\U0001d54f" * 2000 + '"',
+    '"' + " " * 20_000 + '"',
+    '"\'; DROP TABLE orders_order; --"',
+    '"%s%n%x"',
+    "9" * 5000,  # past Python's int-to-str limit
+    "1e999",  # past a float
+    "-1e999",
+    str(2**63),
+    str(-(2**63) - 1),
+    "NaN",
+    "Infinity",
+    "1.5",
+    "true",
+    "null",
+    "[]",
+    "{}",
+    "[" * 100 + "]" * 100,
+]
+HOSTILE_HEADERS = ["\x7f", "a" * 8000, "\u00ff\u00fe", "Bearer", "Bearer a b c"]
+
+
+def operations_of(schema_url: str) -> list[tuple[str, str, dict[str, Any]]]:
+    document = requests.get(schema_url, params={"format": "json"}, timeout=10).json()
+    return [
+        (method.upper(), path, operation)
+        for path, methods in document["paths"].items()
+        for method, operation in methods.items()
+    ]
+
+
+def body_fields(operation: dict[str, Any], components: dict[str, Any]) -> list[str]:
+    content = operation.get("requestBody", {}).get("content", {})
+    schema = content.get("application/json", {}).get("schema", {})
+    if "$ref" in schema:
+        schema = components[schema["$ref"].rsplit("/", 1)[-1]]
+    return list(schema.get("properties", {})) or ["value"]
+
+
+def assert_answered(response: requests.Response, what: str) -> None:
+    assert response.status_code < 500, f"{what}: {response.status_code} {response.text[:300]}"
+    body = response.json()
+    assert isinstance(body, dict), what
+    if response.status_code >= 400 and "success" in body:
+        assert body["success"] is False, what
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hostile_values_never_get_a_server_error(
+    api_schema: Any, live_server: Any, auth_headers: dict[str, str]
+) -> None:
+    schema_url = f"{live_server.url}/api/schema/"
+    document = requests.get(schema_url, params={"format": "json"}, timeout=10).json()
+    components = document["components"]["schemas"]
+    operations = operations_of(schema_url)
+    assert {path for _, path, _ in operations} >= {"/api/auth/token/", "/api/orders/"}
+    session = requests.Session()
+    for method, path, operation in operations:
+        url = live_server.url + path.replace("{id}", "1")
+        headers = {**auth_headers, "Content-Type": "application/json"}
+        for value in HOSTILE_JSON:
+            if method == "POST":
+                fields = body_fields(operation, components)
+                body = "{" + ", ".join(f'"{field}": {value}' for field in fields) + "}"
+                as_key = "{" + value + ": 1}" if value.startswith('"') else body
+                for text in (body, as_key, value):
+                    cache.clear()  # the token endpoint's throttle would answer before parsing
+                    response = session.post(url, data=text.encode(), headers=headers, timeout=10)
+                    assert_answered(response, f"{method} {path} {text[:60]!r}")
+            else:
+                response = session.get(url, params={"page": value}, headers=headers, timeout=10)
+                assert_answered(response, f"{method} {path} ?page={value[:60]!r}")
+        for header in HOSTILE_HEADERS:
+            for name in ("Authorization", "Idempotency-Key", "X-Request-ID"):
+                hostile = {**headers, name: header.encode("latin-1")}
+                response = session.request(method, url, data=b"{}", headers=hostile, timeout=10)
+                assert_answered(response, f"{method} {path} {name}: {header[:20]!r}")

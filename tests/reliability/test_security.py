@@ -21,6 +21,7 @@ from django.core.cache import cache
 from django.db import connections
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
+from rest_framework_simplejwt.utils import get_md5_hash_password
 
 from orders.models import Product
 from orders.payments import FakeGateway
@@ -89,7 +90,9 @@ def test_bad_tokens_are_refused_with_401(user: Any, kind: str) -> None:
 def test_a_valid_token_is_accepted(user: Any) -> None:
     """The refusals above are about the tokens, not about the way they are built."""
     client = APIClient()
-    token = jwt.encode(claims(user.pk), signing_key(), algorithm="HS256")
+    # Access tokens carry a hash of the password, which changing it invalidates.
+    valid_claims = claims(user.pk) | {"hash_password": get_md5_hash_password(user.password)}
+    token = jwt.encode(valid_claims, signing_key(), algorithm="HS256")
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     assert client.get("/api/orders/").status_code == 200
 
@@ -103,7 +106,8 @@ def test_token_endpoint_is_throttled(user: Any) -> None:
     guesses = [
         client.post(
             "/api/auth/token/",
-            {"username": "mallory", "password": f"guess-{n}"},
+            # Another username each time: the login lockout (per username) stays out of it.
+            {"username": f"mallory-{n}", "password": f"guess-{n}"},
             format="json",
         ).status_code
         for n in range(allowed + 1)

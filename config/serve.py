@@ -1,0 +1,99 @@
+"""``make serve``: nginx in front of gunicorn on a unix socket, both in the foreground.
+
+Run after ``migrate`` and ``collectstatic``. nginx (Debian's package) buffers
+clients, serves the collected static files and passes the rest to gunicorn
+(``config/gunicorn.conf.py``) over a unix socket. Either process exiting stops
+the other; SIGINT or SIGTERM stops both.
+
+Environment: ``PORT`` (default 8000) and ``HOST`` (default 127.0.0.1) where
+nginx listens; ``SERVE_DIR`` for the socket, pid file and nginx's temporary
+files (default ``var/serve``); ``NGINX_MAX_BODY_SIZE`` (default ``1m``);
+``NGINX_HEADER_TIMEOUT`` and ``NGINX_BODY_TIMEOUT`` (seconds, default 10);
+``NGINX_ACCESS_LOG`` (default off). Everything gunicorn reads still applies,
+except ``GUNICORN_BIND``; ``TRUSTED_PROXIES`` defaults to 1 (nginx).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from string import Template
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = Path(__file__).with_name("nginx.conf.template")
+
+
+def render_nginx_conf(*, run_dir: Path, socket: Path, static_root: Path) -> str:
+    env = os.environ
+    return Template(TEMPLATE.read_text()).substitute(
+        # As root, nginx's workers would run as nobody, who cannot reach the socket and
+        # files of the user who started it; otherwise nginx keeps its user anyway.
+        user_directive="user root;" if os.geteuid() == 0 else "",
+        run_dir=run_dir,
+        socket=socket,
+        static_root=static_root,
+        host=env.get("HOST", "127.0.0.1"),
+        port=int(env.get("PORT", "8000")),
+        max_body_size=env.get("NGINX_MAX_BODY_SIZE", "1m"),
+        header_timeout=int(env.get("NGINX_HEADER_TIMEOUT", "10")),
+        body_timeout=int(env.get("NGINX_BODY_TIMEOUT", "10")),
+        app_timeout=int(env.get("GUNICORN_TIMEOUT", "30")) + 5,
+        access_log=env.get("NGINX_ACCESS_LOG", "off"),
+    )
+
+
+def static_root() -> Path:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    from django.conf import settings
+
+    return Path(settings.STATIC_ROOT)
+
+
+def main() -> int:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        print("nginx is not installed (Debian package `nginx`: make system-deps).", file=sys.stderr)
+        return 1
+    run_dir = Path(os.environ.get("SERVE_DIR", ROOT / "var" / "serve")).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    socket = run_dir / "gunicorn.sock"
+    socket.unlink(missing_ok=True)
+    conf = run_dir / "nginx.conf"
+    conf.write_text(render_nginx_conf(run_dir=run_dir, socket=socket, static_root=static_root()))
+
+    app_env = dict(os.environ, GUNICORN_BIND=f"unix:{socket}")
+    app_env.setdefault("TRUSTED_PROXIES", "1")
+    gunicorn = subprocess.Popen(
+        [str(Path(sys.executable).with_name("gunicorn")), "-c", "config/gunicorn.conf.py"],
+        cwd=ROOT,
+        env=app_env,
+    )
+    deadline = time.monotonic() + 60
+    while not socket.exists() and gunicorn.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proxy = subprocess.Popen(
+        [nginx, "-p", str(run_dir), "-c", str(conf), "-g", "daemon off;"], cwd=ROOT
+    )
+    children = (gunicorn, proxy)
+
+    def stop(signum: int, frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGQUIT if child is proxy else signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while all(child.poll() is None for child in children):
+        time.sleep(0.2)
+    stop(signal.SIGTERM, None)
+    codes = [child.wait(timeout=30) for child in children]
+    return next((code for code in codes if code), 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
