@@ -272,6 +272,7 @@ def running_uvicorn(
         yield RunningServer(url=url, port=port, pid=process.pid, log_path=log_path)
 
 
+@contextmanager
 def running_serve(
     env: Mapping[str, str],
     workers: int = 2,
