@@ -279,6 +279,10 @@ ORCHESTRATION = {
     "EFFECT_LEASE": float(_number("ORCHESTRATION_EFFECT_LEASE", float, default=120.0)),
     # Wait for the disk on the journal's pre-call commit too (see README, "Guarantees").
     "JOURNAL_SYNCHRONOUS_COMMIT": _bool("ORCHESTRATION_JOURNAL_SYNCHRONOUS_COMMIT", default=False),
+    # Run records for the admin's run explorer: every failure, this share of successes.
+    "RUN_RECORDS": _bool("ORCHESTRATION_RUN_RECORDS", default=True),
+    "RUN_RECORD_SAMPLE_RATE": _number("ORCHESTRATION_RUN_SAMPLE_RATE", float, default=0.01),
+    "RUN_RECORD_RETENTION_DAYS": _number("ORCHESTRATION_RUN_RETENTION_DAYS", int, default=30),
 }
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
@@ -298,7 +302,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "orchestration.logging.RequestIdFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"},
+        "plain": {
+            "format": "%(asctime)s %(levelname)s [%(request_id)s trace=%(trace_id)s] %(name)s: "
+            "%(message)s"
+        },
     },
     "handlers": {
         "console": {

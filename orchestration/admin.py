@@ -1,11 +1,165 @@
-"""The effect journal in the admin: what recovery still has to undo, and what it could not."""
+"""The app's admin: the run explorer (recorded runs, each drawn over its pipeline, and
+every pipeline's recent failure rate per step) and the effect journal (what recovery
+still has to undo, and what it could not)."""
 
 from __future__ import annotations
 
-from django.contrib import admin
-from django.http import HttpRequest
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
 
-from orchestration.models import EffectRecord
+from django.contrib import admin
+from django.db.models import Count, F, FloatField, QuerySet, Sum, Value
+from django.db.models.functions import Cast
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from orchestration import diagrams, registry
+from orchestration.models import EffectRecord, RunRecord
+
+#: The orchestrators page counts the runs of this many days.
+RECENT_DAYS = 7
+
+#: Mermaid (11.17.2, MIT licence: static/orchestration/vendor/mermaid.LICENSE),
+#: served from our own static files, never from a CDN.
+MERMAID_JS = ("orchestration/vendor/mermaid.min.js", "orchestration/diagrams.js")
+
+
+def _description(name: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The registry's description of ``name``, or one rebuilt from a record's steps
+    when the pipeline is gone or has changed since the run."""
+    classes = {cls.metric_name: cls for cls in registry.registered()}
+    cls = classes.get(name)
+    if cls is not None:
+        description = registry.describe(cls)
+        if [step["name"] for step in description["steps"]] == [step["name"] for step in steps]:
+            return description
+    return {
+        "name": name,
+        "class": "",
+        "atomic": True,
+        "steps": [
+            {"name": step["name"], "critical": step.get("critical", True), "after_commit": False}
+            for step in steps
+        ],
+    }
+
+
+@admin.register(RunRecord)
+class RunRecordAdmin(admin.ModelAdmin):
+    list_display = (
+        "created",
+        "orchestrator",
+        "outcome_label",
+        "failing_step",
+        "error_code",
+        "duration",
+        "user_label",
+        "request_id",
+    )
+    list_display_links = ("created", "request_id")
+    list_filter = (
+        "orchestrator",
+        "outcome",
+        "failing_step",
+        "error_code",
+        ("created", admin.DateFieldListFilter),
+    )
+    search_fields = ("=request_id", "=trace_id", "=subject_id")
+    date_hierarchy = "created"
+    change_list_template = "admin/orchestration/runrecord/change_list.html"
+
+    class Media:
+        js = MERMAID_JS
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a record is what happened: view and delete only
+
+    @admin.display(description="outcome", ordering="outcome")
+    def outcome_label(self, record: RunRecord) -> str:
+        return format_html(
+            '<span class="run-outcome run-outcome-{}">{}</span>', record.outcome, record.outcome
+        )
+
+    @admin.display(description="ms", ordering="duration_ms")
+    def duration(self, record: RunRecord) -> str:
+        return f"{record.duration_ms:.1f}"
+
+    @admin.display(description="user", ordering="user_id")
+    def user_label(self, record: RunRecord) -> str:
+        # No constraint on the column: the user may be gone, so no join and no link.
+        return "-" if record.user_id is None else f"#{record.user_id}"
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.orchestrators_view)
+        own = [path("orchestrators/", view, name="orchestration_orchestrators")]
+        return own + super().get_urls()
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        record = self.get_object(request, object_id)
+        if record is None or not self.has_view_permission(request, record):
+            return super().change_view(request, object_id, form_url, extra_context)
+        description = _description(record.orchestrator, record.steps)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Run of {record.orchestrator}",
+            "subtitle": record.request_id,
+            "record": record,
+            "diagram": diagrams.flowchart(description, run=record.steps),
+            "media": self.media,
+            "has_delete_permission": self.has_delete_permission(request, record),
+            "subject_url": self._subject_url(record),
+            "legend": [
+                (status.replace("_", " "), diagrams.css(diagrams.CLASS_DEFS[status]))
+                for status in ("ok", "failed", "compensated", "skipped", "deferred", "not_run")
+            ],
+        }
+        return TemplateResponse(request, "admin/orchestration/runrecord/run.html", context)
+
+    @staticmethod
+    def _subject_url(record: RunRecord) -> str | None:
+        if not record.subject_type:
+            return None
+        app_label, model = record.subject_type.split(".", 1)
+        try:
+            return reverse(f"admin:{app_label}_{model}_change", args=[record.subject_id])
+        except Exception:  # the model has no admin page
+            return None
+
+    def orchestrators_view(self, request: HttpRequest) -> HttpResponse:
+        since = timezone.now() - timedelta(days=RECENT_DAYS)
+        pipelines = []
+        for cls in registry.registered():
+            description = registry.describe(cls)
+            pipelines.append(
+                {
+                    "description": description,
+                    "diagram": diagrams.flowchart(description),
+                    **failure_rates(description, since=since),
+                }
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Orchestrators",
+            "pipelines": pipelines,
+            "days": RECENT_DAYS,
+            "media": self.media,
+        }
+        return TemplateResponse(request, "admin/orchestration/orchestrators.html", context)
 
 
 @admin.register(EffectRecord)
@@ -27,3 +181,35 @@ class EffectRecordAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: EffectRecord | None = None) -> bool:
         return False
+
+
+def failure_rates(description: dict[str, Any], *, since: Any) -> dict[str, Any]:
+    """Estimated runs since ``since`` and failures per step, from the records.
+
+    Successes are sampled, so each record counts for ``1 / sample_rate`` runs;
+    critical failures are the records' failing steps, best-effort ones their
+    warnings (weighted the same way).
+    """
+    records: QuerySet[RunRecord] = RunRecord.objects.filter(
+        orchestrator=description["name"], created__gte=since
+    )
+    weight = Cast(Value(1.0), FloatField()) / F("sample_rate")
+    runs = records.filter(sample_rate__gt=0).aggregate(runs=Sum(weight))["runs"] or 0.0
+    failures: dict[str, float] = defaultdict(float)
+    for row in records.filter(outcome="failure").values("failing_step").annotate(n=Count("id")):
+        failures[row["failing_step"]] += row["n"]
+    for warnings, rate in records.exclude(warnings=[]).values_list("warnings", "sample_rate"):
+        for warning in warnings:
+            failures[warning["step"]] += 1 / rate if rate else 0.0
+    steps = []
+    for step in description["steps"]:
+        count = failures.get(step["name"], 0.0)
+        steps.append(
+            {
+                "name": step["name"],
+                "critical": step["critical"],
+                "failures": round(count),
+                "rate": None if not runs else 100 * count / runs,
+            }
+        )
+    return {"runs": round(runs), "steps": steps}

@@ -8,6 +8,8 @@
 | orchestration.E003 | error | ``PROMETHEUS_MULTIPROC_DIR`` is set but is not a directory |
 | orchestration.E004 | error | ``PARALLEL_WORKERS`` is less than 1 |
 | orchestration.W002 | warning | (``--deploy``) metrics exported without ``METRICS_TOKEN`` |
+| orchestration.E004 | error | ``RUN_RECORD_SAMPLE_RATE`` is not between 0 and 1 |
+| orchestration.E005 | error | ``RUN_RECORD_RETENTION_DAYS`` is less than 1 |
 """
 
 from __future__ import annotations
@@ -95,3 +97,28 @@ def check_metrics_token(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             )
         ]
     return []
+
+
+@register(Tags.compatibility)
+def check_run_records(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    config = get_config()
+    messages: list[CheckMessage] = []
+    if not 0 <= config["RUN_RECORD_SAMPLE_RATE"] <= 1:
+        messages.append(
+            Error(
+                f"{SETTING}['RUN_RECORD_SAMPLE_RATE'] must be between 0 and 1, "
+                f"not {config['RUN_RECORD_SAMPLE_RATE']!r}.",
+                hint="0 keeps no successful run, 1 keeps every one; failures are always kept.",
+                id="orchestration.E004",
+            )
+        )
+    if config["RUN_RECORD_RETENTION_DAYS"] < 1:
+        messages.append(
+            Error(
+                f"{SETTING}['RUN_RECORD_RETENTION_DAYS'] must be at least 1, "
+                f"not {config['RUN_RECORD_RETENTION_DAYS']!r}.",
+                hint="purge_run_records deletes the records older than this many days.",
+                id="orchestration.E005",
+            )
+        )
+    return messages

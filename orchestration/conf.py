@@ -34,6 +34,14 @@ DEFAULTS: dict[str, Any] = {
     "EFFECT_LEASE": 120.0,
     # On PostgreSQL, make the journal's pre-call commit wait for the disk too.
     "JOURNAL_SYNCHRONOUS_COMMIT": False,
+    # Keep a run record of every failed run and of a sample of the successful ones.
+    "RUN_RECORDS": True,
+    # The probability with which a successful run is recorded (0 to 1).
+    "RUN_RECORD_SAMPLE_RATE": 0.01,
+    # Days ``purge_run_records`` keeps.
+    "RUN_RECORD_RETENTION_DAYS": 30,
+    # OpenTelemetry spans per run and step, when a tracer provider is configured.
+    "TRACING": True,
 }
 
 #: The type each key must have (``manage.py check`` reports another one).
@@ -43,6 +51,10 @@ TYPES: dict[str, type] = {
     "PARALLEL_WORKERS": int,
     "EFFECT_LEASE": float,
     "JOURNAL_SYNCHRONOUS_COMMIT": bool,
+    "RUN_RECORDS": bool,
+    "RUN_RECORD_SAMPLE_RATE": float,
+    "RUN_RECORD_RETENTION_DAYS": int,
+    "TRACING": bool,
 }
 
 

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
-from orchestration import registry
+from orchestration import diagrams, registry
 from orchestration.engine import BaseOrchestrator
 from orchestration.envelope import error_body, typed_error_body
 from orchestration.errors import classify
@@ -30,6 +30,8 @@ def envelope(result: OrchestratorResult[Any]) -> dict[str, Any]:
     body["metrics"] = result.metrics
     body["warnings"] = [warning.as_dict() for warning in result.warnings]
     body["request_id"] = result.request_id
+    if result.trace_id is not None:
+        body["trace_id"] = result.trace_id
     return body
 
 
@@ -79,6 +81,9 @@ def api_exception_error(exc: exceptions.APIException) -> tuple[str, str, dict[st
 # -- OpenAPI (drf-spectacular) --------------------------------------------------------
 
 
+TRACE_ID_HELP = "The OpenTelemetry trace id of the run (present when tracing is on)."
+
+
 class StepErrorSerializer(serializers.Serializer):
     step = serializers.CharField(
         allow_null=True, help_text="The failing step (null outside pipelines)."
@@ -97,6 +102,7 @@ class ErrorEnvelopeSerializer(serializers.Serializer):
     )
     warnings = StepErrorSerializer(many=True, required=False)
     request_id = serializers.CharField()
+    trace_id = serializers.CharField(required=False, help_text=TRACE_ID_HELP)
 
 
 ERROR_DESCRIPTIONS = {
@@ -131,6 +137,7 @@ def envelope_serializer(data: type[serializers.BaseSerializer]) -> serializers.S
                 ),
                 "warnings": StepErrorSerializer(many=True, help_text="Best-effort step failures."),
                 "request_id": serializers.CharField(),
+                "trace_id": serializers.CharField(required=False, help_text=TRACE_ID_HELP),
             },
         )
     return _envelopes[data]
@@ -175,9 +182,14 @@ def orchestrated_schema(
     **kwargs: Any,
 ) -> Callable[[Any], Any]:
     """``extend_schema`` for an orchestrated endpoint: the envelope, each error
-    status and a description that lists the pipeline's steps and flags."""
+    status and a description that lists the pipeline's steps and flags and
+    draws it as a Mermaid flowchart (renderers without Mermaid show the source)."""
     pipeline = describe_pipeline(orchestrator)
-    text = f"{description}\n\n**Pipeline** (`{orchestrator.metric_name}`):\n\n{pipeline}".strip()
+    diagram = diagrams.flowchart(registry.describe(orchestrator))
+    text = (
+        f"{description}\n\n**Pipeline** (`{orchestrator.metric_name}`):\n\n{pipeline}\n\n"
+        f"```mermaid\n{diagram}```"
+    ).strip()
     responses: dict[int, Any] = {
         success_status: envelope_serializer(data),
         **error_responses(*errors),

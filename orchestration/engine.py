@@ -40,6 +40,7 @@ from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 from asgiref.sync import SyncToAsync, async_to_sync
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, transaction
+from django.db.models import Model
 
 from orchestration import journal, parallel, registry
 from orchestration.conf import get_config
@@ -64,6 +65,7 @@ from orchestration.errors import (
 )
 from orchestration.metrics import OrchestratorMetrics, StepMetrics
 from orchestration.result import OrchestratorResult, StepRecord
+from orchestration.runs import run_finished
 from orchestration.steps import (
     NAME,
     TRANSACTION_STEP,
@@ -169,6 +171,14 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
         """Turn the final context into the data of a successful result."""
         raise NotImplementedError(f"{type(self).__name__} must define build_result().")
 
+    def run_subject(self, ctx: CtxT, result: OrchestratorResult[ResultT]) -> Model | None:
+        """The row a recorded run is about (an order, say), for links from the admin.
+
+        Called only for runs that are recorded. Return a row that exists after
+        the run: on a failure the run's own writes were rolled back.
+        """
+        return None
+
     # -- running -------------------------------------------------------------------
 
     def execute(
@@ -207,6 +217,7 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
                 if attempt < self.conflict_attempts:
                     logger.info("transaction conflict: running %s again", self.metric_name)
                     time.sleep(random.uniform(0.005, 0.02) * attempt)
+            run_finished(self, run.ctx, run.steps, result)
         finally:
             current_request_id.reset(token)
         collect(result)

@@ -64,6 +64,8 @@ class OrchestratorResult(Generic[ResultT]):
     warnings: list[StepError] = field(default_factory=list)
     duration_ms: float = 0.0
     steps: list[StepRecord] = field(default_factory=list)
+    #: The OpenTelemetry trace the run belongs to, when tracing is on.
+    trace_id: str | None = None
 
     @property
     def metrics(self) -> dict[str, float]:

@@ -55,6 +55,10 @@ class Retry:
         return cap * random.uniform(0.5, 1.0)
 
 
+def _callable_name(function: Callable[..., Any]) -> str:
+    return getattr(function, "__name__", None) or type(function).__name__
+
+
 @dataclass(frozen=True, slots=True)
 class Step(Generic[CtxT]):
     """One stage of a pipeline.
@@ -129,6 +133,7 @@ class Step(Generic[CtxT]):
             "operation": f"{self.operation.__module__}.{self.operation.__qualname__}",
             "critical": self.critical,
             "conditional": self.when is not None,
+            "condition": None if self.when is None else _callable_name(self.when),
             "retry": None
             if self.retry is None
             else {
@@ -137,6 +142,7 @@ class Step(Generic[CtxT]):
             },
             "compensated": self.compensate is not None or self.recover is not None,
             "journaled": self.recover is not None,
+            "compensation": None if self.compensate is None else _callable_name(self.compensate),
             "after_commit": self.after_commit,
             "timeout": self.timeout,
             "asynchronous": self.is_async,

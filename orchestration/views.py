@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import os
 import sys
+from collections.abc import Iterator
 
 from django.db import DatabaseError, connections
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -12,13 +13,8 @@ from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    generate_latest,
-    multiprocess,
-)
+from prometheus_client import REGISTRY, CollectorRegistry, Metric, multiprocess
+from prometheus_client.exposition import choose_encoder
 
 from orchestration.conf import get_config
 from orchestration.envelope import typed_error_body
@@ -62,8 +58,22 @@ def metrics(request: HttpRequest) -> HttpResponse:
             response = HttpResponse("metrics require a bearer token\n", status=401)
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
-    exposition = generate_latest(_registry()) + generate_latest(JOURNAL_REGISTRY)
-    return HttpResponse(exposition, content_type=CONTENT_TYPE_LATEST)
+    # OpenMetrics when asked (Prometheus asks when it stores exemplars): in a single
+    # process the step histograms' exemplars link to their traces; the client keeps
+    # none in multiprocess mode. One exposition: OpenMetrics allows a single EOF.
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return HttpResponse(encoder(_Exposed(_registry(), JOURNAL_REGISTRY)), content_type=content_type)
+
+
+class _Exposed:
+    """Several registries read as one by an encoder (which only calls ``collect``)."""
+
+    def __init__(self, *registries: CollectorRegistry) -> None:
+        self.registries = registries
+
+    def collect(self) -> Iterator[Metric]:
+        for registry in self.registries:
+            yield from registry.collect()
 
 
 def _registry() -> CollectorRegistry:

@@ -5,7 +5,12 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.template.defaultfilters import pluralize
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.http import urlencode
 
+from orchestration.models import RunRecord
 from orders.models import IdempotencyRecord, Order, OrderItem, Product
 
 
@@ -50,10 +55,20 @@ class OrderAdmin(admin.ModelAdmin):
         "created",
         "updated",
         "cancelled_at",
+        "runs",
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
         return super().get_queryset(request).annotate(item_count=Count("items"))
+
+    @admin.display(description="recorded runs")
+    def runs(self, order: Order) -> str:
+        """Link to the run explorer: the recorded runs about this order (failed
+        cancellations, sampled placements; a failed placement left no order)."""
+        subject = {"subject_type": Order._meta.label_lower, "subject_id": str(order.pk)}
+        count = RunRecord.objects.filter(**subject).count()
+        url = f"{reverse('admin:orchestration_runrecord_changelist')}?{urlencode(subject)}"
+        return format_html('<a href="{}">{} recorded run{}</a>', url, count, pluralize(count))
 
     @admin.display(description="items", ordering="item_count")
     def item_count(self, order: Order) -> int:

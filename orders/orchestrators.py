@@ -7,7 +7,14 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 
-from orchestration import BaseOrchestrator, Parallel, Retry, ServiceUnavailable, Step
+from orchestration import (
+    BaseOrchestrator,
+    OrchestratorResult,
+    Parallel,
+    Retry,
+    ServiceUnavailable,
+    Step,
+)
 from orders.models import Order
 from orders.notifications import owner_has_email
 from orders.operations.charge_payment import charge_payment, refund_charge, refund_lost_charge
@@ -92,6 +99,12 @@ class CreateOrder(BaseOrchestrator[CreateOrderContext, Order, CreateOrderInput])
     def build_result(self, ctx: CreateOrderContext) -> Order:
         return ctx.placed_order()
 
+    def run_subject(
+        self, ctx: CreateOrderContext, result: OrchestratorResult[Order]
+    ) -> Order | None:
+        # A failed run's order was rolled back: there is no row to link to.
+        return ctx.order if result.success else None
+
 
 class CancelOrder(BaseOrchestrator[CancelOrderContext, Order, CancelOrderInput]):
     """Cancel one of the acting user's paid orders: stock back, money back."""
@@ -125,6 +138,11 @@ class CancelOrder(BaseOrchestrator[CancelOrderContext, Order, CancelOrderInput])
 
     def build_result(self, ctx: CancelOrderContext) -> Order:
         return ctx.loaded_order()
+
+    def run_subject(
+        self, ctx: CancelOrderContext, result: OrchestratorResult[Order]
+    ) -> Order | None:
+        return ctx.order  # loaded, not created: it exists whatever the outcome
 
 
 #: Seconds each quote service may take, retries included, before the quote fails (503).

@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -187,9 +188,8 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def test_create_order_three_ways_under_gunicorn(bench_database: str) -> None:
-    if shutil.which("wrk") is None:
-        pytest.skip("wrk is not installed: `make bench` installs it (Debian package wrk).")
+def seeded_environment(bench_database: str) -> tuple[dict[str, str], int]:
+    """The server environment on a migrated database with the bench user and products."""
     env = app_env(
         database_url=bench_database,
         DJANGO_SETTINGS_MODULE="tests.bench.settings",
@@ -202,7 +202,28 @@ def test_create_order_three_ways_under_gunicorn(bench_database: str) -> None:
         "-c",
         SEED.format(username=USERNAME, password=PASSWORD, products=PRODUCTS),
     )
-    first_product = int(seeded.split("FIRST_PRODUCT")[1].split()[0])
+    return env, int(seeded.split("FIRST_PRODUCT")[1].split()[0])
+
+
+def wrk_environment(server_url: str, first_product: int) -> dict[str, str]:
+    status, _, body = http_request(
+        f"{server_url}/api/auth/token/",
+        method="POST",
+        json_body={"username": USERNAME, "password": PASSWORD},
+    )
+    assert status == 200, body
+    return {
+        **os.environ,
+        "BENCH_TOKEN": json.loads(body)["access"],
+        "BENCH_FIRST_PRODUCT": str(first_product),
+        "BENCH_PRODUCTS": str(PRODUCTS),
+    }
+
+
+def test_create_order_three_ways_under_gunicorn(bench_database: str) -> None:
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed: `make bench` installs it (Debian package wrk).")
+    env, first_product = seeded_environment(bench_database)
 
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as directory:
         script = Path(directory) / "orders.lua"
@@ -214,18 +235,7 @@ def test_create_order_three_ways_under_gunicorn(bench_database: str) -> None:
             running_gunicorn(env, workers=WORKERS, extra_args=quiet) as server,
             running_gunicorn(fsync_env, workers=WORKERS, extra_args=quiet) as fsync_server,
         ):
-            status, _, body = http_request(
-                f"{server.url}/api/auth/token/",
-                method="POST",
-                json_body={"username": USERNAME, "password": PASSWORD},
-            )
-            assert status == 200, body
-            wrk_env = {
-                **os.environ,
-                "BENCH_TOKEN": json.loads(body)["access"],
-                "BENCH_FIRST_PRODUCT": str(first_product),
-                "BENCH_PRODUCTS": str(PRODUCTS),
-            }
+            wrk_env = wrk_environment(server.url, first_product)
             urls = {
                 name: f"{(fsync_server if name in SYNCHRONOUS_JOURNAL else server).url}{path}"
                 for name, path in ENDPOINTS.items()
@@ -282,6 +292,74 @@ def test_create_order_three_ways_under_gunicorn(bench_database: str) -> None:
     for result in results.values():
         assert result["requests"] > 0
         assert result["non_2xx"] == 0, "every benchmark request must be a 201"
+
+
+#: Recording on at the default sampling, and off, in A B B A rounds, twice.
+RECORDING_ORDER = ("on", "off", "off", "on") * 2
+
+
+def test_create_order_with_run_records_against_without(bench_database: str) -> None:
+    """The cost of run records: two identical servers on one database, one with
+    recording at the default sampling (every failure, 1 % of successes), one
+    without, driven in turn."""
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed: `make bench` installs it (Debian package wrk).")
+    env, first_product = seeded_environment(bench_database)
+    settings = {"on": "1", "off": "0"}
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in settings}
+    with tempfile.TemporaryDirectory(prefix="bench-records-") as directory:
+        script = Path(directory) / "orders.lua"
+        script.write_text(WRK_SCRIPT)
+        env["FAKE_GATEWAY_BOOKS"] = str(Path(directory) / "gateway-books.sqlite3")
+        with ExitStack() as stack:
+            servers = {
+                name: stack.enter_context(
+                    running_gunicorn(
+                        {**env, "ORCHESTRATION_RUN_RECORDS": value},
+                        workers=WORKERS,
+                        extra_args=["--access-logfile", "/dev/null"],
+                    )
+                )
+                for name, value in settings.items()
+            }
+            wrk_env = wrk_environment(servers["on"].url, first_product)
+            for server in servers.values():  # warm-up
+                run_wrk(f"{server.url}/api/orders/", 3, wrk_env, script)
+            with psycopg.connect(bench_database) as db:
+                db.execute("DELETE FROM orchestration_runrecord")
+            for name in RECORDING_ORDER:
+                rounds[name].append(
+                    run_wrk(f"{servers[name].url}/api/orders/", SECONDS, wrk_env, script)
+                )
+    with psycopg.connect(bench_database) as db:
+        row = db.execute("SELECT count(*) FROM orchestration_runrecord").fetchone()
+    recorded = row[0] if row else 0
+
+    results = {name: summarize(values) for name, values in rounds.items()}
+    on, off = results["on"], results["off"]
+    ratio = round(on["rps"] / off["rps"], 3)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    (RESULTS_DIR / "run_records.json").write_text(
+        json.dumps({"results": results, "ratio_rps": ratio, "recorded": recorded}, indent=2) + "\n"
+    )
+    table = [
+        "| run records | requests | req/s | p50 ms | p99 ms | recorded |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        (
+            f"| on (1 % of successes) | {on['requests']} | {on['rps']} | {on['p50_ms']} | "
+            f"{on['p99_ms']} | {recorded} |"
+        ),
+        f"| off | {off['requests']} | {off['rps']} | {off['p50_ms']} | {off['p99_ms']} | |",
+        f"\nwith records / without: req/s {ratio}",
+    ]
+    (RESULTS_DIR / "run_records.md").write_text(
+        "# POST /api/orders/ with and without run records\n\n" + "\n".join(table) + "\n"
+    )
+    print("\n" + "\n".join(table))
+    for result in results.values():
+        assert result["non_2xx"] == 0, "every benchmark request must be a 201"
+    # About 1 % of the successes of the recording server are kept.
+    assert 0 < recorded < on["requests"] * 0.05
 
 
 @pytest.mark.django_db(transaction=True)

@@ -13,6 +13,11 @@ measured:
 * ``inline .labels()`` calls ``HISTOGRAM.labels(...)`` on every observation,
   the idiom of prometheus_client's documentation and of most hand-written code.
 
+Run records are off here (``WITHOUT_RECORDS``): a sampled record is a database
+write, an I/O cost like a step's query, which would swamp no-op steps; the
+end-to-end benchmark measures it with recording on and off. The engine still
+calls its end-of-run hook, which decides not to record.
+
 Every configuration is measured in the same process, in interleaved rounds
 (the order shuffled each round), and reported as the median of the rounds.
 Nothing here asserts a timing: the figures are printed and written to
@@ -47,6 +52,8 @@ from orchestration import BaseOrchestrator, OperationContext, ServiceUnavailable
 from orchestration.metrics import ORCHESTRATOR_DURATION, STEP_DURATION
 
 pytestmark = [pytest.mark.bench, pytest.mark.django_db(transaction=True)]
+
+WITHOUT_RECORDS = {"RUN_RECORDS": False}
 
 RESULTS_DIR = Path(__file__).resolve().parents[2] / "bench-results"
 SIZES = (3, 16, 64)
@@ -342,7 +349,10 @@ def test_engine_overhead_against_inline_code() -> None:
     }
     cases = make_cases()
     runners = {case.key: runner_for(case, orchestrators) for case in cases}
-    metrics_setting = {True: {"METRICS": True}, False: {"METRICS": False}}
+    metrics_setting = {
+        True: {"METRICS": True, **WITHOUT_RECORDS},
+        False: {"METRICS": False, **WITHOUT_RECORDS},
+    }
 
     batches: dict[str, int] = {}
     for case in cases:
@@ -398,7 +408,7 @@ def test_engine_overhead_against_inline_code() -> None:
                 }
 
     transaction_ns = measure_transaction_cost(ROUNDS)
-    with override_settings(ORCHESTRATION={"METRICS": True}):
+    with override_settings(ORCHESTRATION={"METRICS": True, **WITHOUT_RECORDS}):
         profile = profile_engine(orchestrators[16, False], 5000)
     memory = memory_over_runs(MEMORY_RUNS)
 

@@ -82,7 +82,9 @@ def test_the_schema_documents_the_envelope_each_error_and_the_pipeline():
         "metrics",
         "warnings",
         "request_id",
+        "trace_id",
     }
+    assert "trace_id" not in envelope["required"]
     description = operation["description"]
     assert (
         "| 2 | `create` | critical | retried up to 2 attempts on ServiceUnavailable |"

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management import call_command
 
-from orchestration import dashboards, registry
+from orchestration import dashboards, diagrams, registry
 from orchestration.drf import describe_pipeline
 from orders.orchestrators import AsyncQuote, Quote
 
@@ -78,3 +78,38 @@ def test_the_dashboard_has_a_group_panel_and_counts_the_group_steps_as_steps():
     critical = panels["Critical step failures"]["description"]
     assert "quote_shipping" in critical
     assert "quotes," not in critical
+
+
+def test_the_diagram_draws_a_group_as_a_box_the_line_runs_through():
+    chart = diagrams.flowchart(registry.describe(Quote))
+
+    assert 'subgraph step_quotes["quotes: at the same time"]' in chart
+    inside = chart.split("subgraph step_quotes")[1].split("\n    end\n")[0]
+    assert "step_quote_shipping[" in inside
+    assert "step_quote_tax[" in inside
+    assert "step_validate_quote --> step_quotes" in chart
+    assert "step_quotes --> done" in chart
+    assert "step_quote_tax -- " in chart  # its retry loop
+
+
+def test_a_run_over_the_diagram_colours_the_steps_of_a_group():
+    run = [
+        {"name": "validate_quote", "status": "ok", "duration_ms": 1.0},
+        {"name": "quotes", "status": "failed", "duration_ms": 80.0},
+        {"name": "quote_shipping", "status": "cancelled", "duration_ms": 0.0},
+        {"name": "quote_tax", "status": "failed", "duration_ms": 80.0},
+    ]
+
+    chart = diagrams.flowchart(registry.describe(Quote), run=run)
+
+    styled = {
+        style: ids.split(",")
+        for ids, style in (
+            line.strip().removeprefix("class ").rsplit(" ", 1)
+            for line in chart.splitlines()
+            if line.strip().startswith("class ")
+        )
+    }
+    assert "step_quote_tax" in styled["failed"]
+    assert "step_quote_shipping" in styled["not_run"]  # cancelled: it never ran
+    assert "quote_shipping<br/>cancelled" in chart

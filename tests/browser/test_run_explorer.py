@@ -1,0 +1,119 @@
+"""The run explorer in a real browser: a declined order's run drawn over its pipeline."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from orchestration.models import RunRecord
+from orders.models import Order, Product
+from orders.orchestrators import CancelOrder, CreateOrder
+from orders.tests.support import order_body, place_paid_order
+from orders.types import CancelOrderInput, CreateOrderInput
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PASSWORD = "a-long-browser-password"
+
+
+@pytest.fixture
+def runs(django_user_model: Any, settings: Any) -> dict[str, Any]:
+    """Two placed orders (one cancelled), a declined card and a processor outage."""
+    settings.ORCHESTRATION = {**settings.ORCHESTRATION, "RUN_RECORD_SAMPLE_RATE": 1.0}
+    customer = django_user_model.objects.create_user("erin", "erin@example.com", PASSWORD)
+    django_user_model.objects.create_superuser("operator", "ops@example.com", PASSWORD)
+    lamp = Product.objects.create(sku="LAMP-1", name="Desk lamp", price="30.00", stock=10)
+    kept = place_paid_order(customer, (lamp, 1))
+    cancelled = place_paid_order(customer, (lamp, 2))
+    assert CancelOrder().execute(CancelOrderInput(order_id=cancelled.pk), user=customer).success
+    declined = CreateOrder().execute(
+        CreateOrderInput(data=order_body((lamp, 1), token="tok_declined")), user=customer
+    )
+    assert declined.error is not None
+    assert declined.error.code == "payment_declined"
+    outage = CreateOrder().execute(
+        CreateOrderInput(data=order_body((lamp, 1), token="tok_unavailable")), user=customer
+    )
+    assert outage.error is not None
+    assert outage.error.code == "payment_gateway_unavailable"
+    return {"kept": kept, "cancelled": cancelled, "declined": declined}
+
+
+def log_in(page: Page, path: str) -> None:
+    page.goto(f"/admin/login/?next={path}")
+    page.fill("input[name=username]", "operator")
+    page.fill("input[name=password]", PASSWORD)
+    page.locator("input[type=submit]").click()
+
+
+def diagram_node(page: Page, status: str, step: str):
+    """The node of ``step`` drawn in the style of ``status``; its text is the step's
+    name, then the status in words (then time, attempts, error code)."""
+    words = status.replace("_", " ")
+    return page.locator(f"svg g.node.{status}", has_text=re.compile(rf"^{step}{words}"))
+
+
+def test_the_run_of_a_declined_order_shows_where_it_failed(
+    page: Page, runs: dict[str, Any], tmp_path: Path
+):
+    log_in(page, "/admin/orchestration/runrecord/?outcome__exact=failure")
+    expect(page.locator("#changelist-filter")).to_contain_text("By failing step")
+    rows = page.locator("#result_list tbody tr")
+    expect(rows).to_have_count(2)
+
+    page.locator("#changelist-filter a", has_text="payment_declined").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("charge_payment")
+    rows.first.locator("th a").click()
+
+    expect(page.locator("html")).to_have_attribute("data-diagrams", "rendered")
+    expect(page.locator("#failing-step")).to_have_text("charge_payment")
+    # On the diagram: the failing step in the failure style, every later step not run.
+    expect(diagram_node(page, "failed", "charge_payment")).to_have_count(1)
+    for step in ("mark_paid", "send_confirmation", "track_analytics"):
+        expect(diagram_node(page, "not_run", step)).to_have_count(1)
+    for step in ("validate_order", "check_permissions", "reserve_stock", "create_order"):
+        expect(diagram_node(page, "ok", step)).to_have_count(1)
+    expect(diagram_node(page, "skipped", "claim_idempotency_key")).to_have_count(1)
+    expect(page.locator("svg g.node.failed")).to_have_count(1)
+    # And in the table, with the time per step.
+    failing = page.locator("tr[data-step=charge_payment]")
+    expect(failing.locator("td.status")).to_have_text("failed")
+    expect(failing).to_contain_text("payment_declined")
+    expect(page.locator("tr[data-step=mark_paid] td.status")).to_have_text("not_run")
+    page.screenshot(path=str(tmp_path / "run.png"), full_page=True)
+
+
+def test_the_orchestrators_page_shows_each_pipeline_and_its_failure_rates(
+    page: Page, runs: dict[str, Any], tmp_path: Path
+):
+    log_in(page, "/admin/orchestration/runrecord/orchestrators/")
+
+    expect(page.locator("html")).to_have_attribute("data-diagrams", "rendered")
+    create = page.locator("section#create_order")
+    expect(create).to_contain_text("About 4 runs in 7 days")
+    charge = create.locator("tr[data-step=charge_payment]")
+    expect(charge.locator("td").nth(2)).to_have_text("2")
+    expect(charge.locator("td.rate")).to_have_text("50.00 %")
+    expect(create.locator("tr[data-step=validate_order] td.rate")).to_have_text("0.00 %")
+    # 9 steps, start, commit, done and the compensation of charge_payment.
+    expect(create.locator("svg g.node")).to_have_count(13)
+    expect(page.locator("section#cancel_order svg")).to_have_count(1)
+    page.screenshot(path=str(tmp_path / "orchestrators.png"), full_page=True)
+
+
+def test_an_order_links_to_its_runs(page: Page, runs: dict[str, Any]):
+    cancelled: Order = runs["cancelled"]
+    log_in(page, f"/admin/orders/order/{cancelled.pk}/change/")
+
+    page.locator(".field-runs a").click()
+
+    rows = page.locator("#result_list tbody tr")
+    expect(rows).to_have_count(2)  # placed, then cancelled
+    expect(rows.nth(0)).to_contain_text("cancel_order")
+    expect(rows.nth(1)).to_contain_text("create_order")
+    assert RunRecord.objects.filter(subject_id=str(runs["kept"].pk)).count() == 1
