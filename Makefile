@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_ENV := DJANGO_DEBUG=1
 
-.PHONY: install system-deps run test lint format bench serve clean
+.PHONY: install system-deps run test matrix lint format bench serve clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[drf,dashboards,opentelemetry]" --group dev
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -42,6 +42,12 @@ serve: install system-deps
 test: install
 	$(BIN)/python -m pytest
 
+# Every supported Python (3.11 and newer; pyenv's are found too) with Django 5.2 LTS, in
+# environments of their own under .nox/ (noxfile.py). NOX_ARGS picks sessions: --python 3.13
+matrix: install
+	PYENV_VERSION="$$(pyenv versions --bare 2>/dev/null | tr '\n' ':')$${PYENV_VERSION:-}" \
+		$(BIN)/nox $(NOX_ARGS)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -54,8 +60,8 @@ format: install
 # Engine overhead and memory run on DATABASE_URL (SQLite by default); the
 # end-to-end run needs the local PostgreSQL (BENCH_DATABASE_URL names a bench_* database).
 bench: install system-deps
-	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[drf,dashboards,opentelemetry]" --group dev --group bench
 	$(BIN)/python -m pytest tests/bench -m bench -s -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) db.sqlite3 var .pytest_cache .ruff_cache
+	rm -rf $(VENV) .nox dist db.sqlite3 var .pytest_cache .ruff_cache

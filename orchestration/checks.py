@@ -22,7 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
-from orchestration.conf import DEFAULTS, SETTING, TYPES, get_config
+from orchestration.conf import DEFAULTS, SETTING, TYPES, get_config, well_typed
 
 
 @register(Tags.compatibility)
@@ -49,7 +49,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                     id="orchestration.W001",
                 )
             )
-        elif not isinstance(item, TYPES[key]):
+        elif not well_typed(key, item):
             messages.append(
                 Error(
                     f"{SETTING}[{key!r}] must be a {TYPES[key].__name__}, "

@@ -58,6 +58,14 @@ TYPES: dict[str, type] = {
 }
 
 
+def well_typed(key: str, value: Any) -> bool:
+    """Whether ``value`` has the type of setting ``key`` (an int will do for a float)."""
+    expected = TYPES[key]
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return True
+    return isinstance(value, expected)
+
+
 def user_settings() -> Mapping[str, Any]:
     """The project's ``ORCHESTRATION``, or nothing when it is unset or not a mapping."""
     value = getattr(settings, SETTING, None)
@@ -69,7 +77,7 @@ def get_config() -> dict[str, Any]:
     """The defaults, overridden by every well-typed key the project sets."""
     config = dict(DEFAULTS)
     for key, value in user_settings().items():
-        if key in TYPES and isinstance(value, TYPES[key]):
+        if key in TYPES and well_typed(key, value):
             config[key] = value
     return config
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from orchestration.extras import require
+
+require("drf", "rest_framework", "drf_spectacular", feature="orchestration.drf")
+
+# ruff: noqa: E402 (the imports that need the extra follow the check)
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response

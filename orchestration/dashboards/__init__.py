@@ -14,6 +14,11 @@ committed file shows up as a diff (``generate_dashboards --check``).
 * ``files``: rendering, and comparing with the files on disk.
 """
 
+from orchestration.extras import require
+
+require("dashboards", "grafana_foundation_sdk", "yaml", feature="orchestration.dashboards")
+
+# ruff: noqa: E402 (the imports that need the extra follow the check)
 from orchestration.dashboards.files import Drift, compare, render, write
 from orchestration.dashboards.promql import ratio
 from orchestration.dashboards.provisioning import RULES_FILE, SCRAPE_JOB

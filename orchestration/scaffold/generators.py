@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestration import registry
+from orchestration.extras import MissingExtra, require
 from orchestration.scaffold.names import ScaffoldError, ServiceName, operation_name
 from orchestration.scaffold.project import (
-    LOCAL_APPS_FILE,
     App,
     Plan,
-    add_local_app,
+    Project,
+    register_app,
     render,
     resolve_app,
 )
@@ -87,11 +88,16 @@ def _check_free(spec: ServiceSpec) -> None:
         raise ScaffoldError(f"Model name {spec.model!r} is one of the service's own type names.")
 
 
-def plan_service(root: Path, spec: ServiceSpec) -> Plan:
+def plan_service(project: Project, spec: ServiceSpec) -> Plan:
     """Every file change `generate service` makes, checked but not written."""
     _check_free(spec)
+    if spec.route:
+        try:
+            require("drf", "rest_framework", "drf_spectacular", feature="A route")
+        except MissingExtra as exc:
+            raise ScaffoldError(f"{exc}; or pass --no-route.") from exc
     app = spec.app.name
-    plan = Plan(root)
+    plan = Plan(project.root)
     context = {
         "app": app,
         "app_title": spec.app.title,
@@ -115,7 +121,7 @@ def plan_service(root: Path, spec: ServiceSpec) -> Plan:
         plan.create(f"{app}/__init__.py", render("app_init", **context))
         plan.create(f"{app}/apps.py", render("apps", **context))
         plan.create(f"{app}/migrations/__init__.py", "")
-        plan.edit(LOCAL_APPS_FILE, add_local_app(plan.read(LOCAL_APPS_FILE) or "", app))
+        register_app(plan, project, app)
 
     plan.merge(f"{app}/types.py", render("types", **context))
     plan.ensure(
@@ -165,7 +171,7 @@ def plan_service(root: Path, spec: ServiceSpec) -> Plan:
         if spec.route:
             plan.merge(f"{app}/tests/test_views.py", render("test_views", **context))
 
-    if not spec.app.exists and spec.tests and not _collected_by_pytest(root, app):
+    if not spec.app.exists and spec.tests and not _collected_by_pytest(project.root, app):
         plan.reminders.append(
             f"Add {app!r} to testpaths in pyproject.toml so that the whole suite runs its tests."
         )
@@ -246,7 +252,7 @@ def _collected_by_pytest(root: Path, app: str) -> bool:
 
 
 def plan_operation(
-    root: Path,
+    project: Project,
     *,
     app: str,
     orchestrator: str,
@@ -255,9 +261,9 @@ def plan_operation(
     tests: bool = True,
 ) -> Plan:
     """Every file change `generate operation` makes, checked but not written."""
-    app = resolve_app(root, app, allow_new=False).name
+    app = resolve_app(project, app, allow_new=False).name
     operation = Operation(operation_name(name), critical=not best_effort)
-    plan = Plan(root)
+    plan = Plan(project.root)
     path = f"{app}/orchestrators.py"
     source = plan.read(path)
     if source is None:

@@ -79,3 +79,12 @@ def test_open_metrics_are_a_deployment_warning(settings: Any) -> None:
     assert _ids(deploy=True) == []
     settings.ORCHESTRATION = {"METRICS": False}
     assert _ids(deploy=True) == []
+
+
+def test_a_whole_number_will_do_for_a_number_of_seconds(settings: Any) -> None:
+    settings.ORCHESTRATION = {"EFFECT_LEASE": 300}
+    assert _ids() == []
+    assert get_config()["EFFECT_LEASE"] == 300
+    settings.ORCHESTRATION = {"EFFECT_LEASE": True}
+    assert _ids() == ["orchestration.E002"]
+    assert get_config()["EFFECT_LEASE"] == DEFAULTS["EFFECT_LEASE"]

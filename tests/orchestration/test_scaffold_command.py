@@ -1,6 +1,6 @@
 """`manage.py generate` in this process, against a small project in a temporary directory.
 
-Only the project's `config/local_apps.py` and `pyproject.toml` are needed for
+Only the project's `config/local_apps.py`, `config/urls.py` and `pyproject.toml` are needed for
 these: the full round trip (ruff, migrations, the generated tests, the schema)
 runs on a copy of the real project in test_scaffold_project.py.
 """
@@ -19,6 +19,8 @@ from orchestration import BaseOrchestrator, OperationContext, Step
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 LOCAL_APPS = '"""Local apps."""\n\nLOCAL_APPS = [\n    "orchestration",\n]\n'
+# Mounts every listed app itself, like the example project's config/urls.py.
+URLS = "from config.local_apps import LOCAL_APPS\n\nurlpatterns = []\n"
 
 
 def _noop(ctx: OperationContext) -> OperationContext:
@@ -34,11 +36,12 @@ def taken_name() -> None:
 
 
 @pytest.fixture
-def project(tmp_path: Path, settings: Any) -> Path:
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "local_apps.py").write_text(LOCAL_APPS)
+    (tmp_path / "config" / "urls.py").write_text(URLS)
     (tmp_path / "pyproject.toml").write_text((PROJECT_ROOT / "pyproject.toml").read_text())
-    settings.BASE_DIR = tmp_path
+    monkeypatch.chdir(tmp_path)  # where manage.py runs: the directory of the settings package
     return tmp_path
 
 

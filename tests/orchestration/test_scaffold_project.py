@@ -182,7 +182,10 @@ def test_the_generated_tests_hold_once_the_operations_do_real_work(generated: Ge
             path.write_text(source)
 
     failed = sorted(
-        line.split("::")[-1] for line in completed.stdout.splitlines() if line.startswith("FAILED")
+        # With CI set, pytest's summary lines carry the whole message: "FAILED path::name - ...".
+        line.split("::")[-1].split(" - ")[0]
+        for line in completed.stdout.splitlines()
+        if line.startswith("FAILED")
     )
     assert failed == [
         "test_example_archive_review_runs_every_step",

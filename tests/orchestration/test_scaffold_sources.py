@@ -5,7 +5,6 @@ import ast
 import pytest
 
 from orchestration.scaffold.names import ScaffoldError
-from orchestration.scaffold.project import add_local_app, local_apps
 from orchestration.scaffold.sources import append_to_list, find_class, find_list, merge_module
 
 
@@ -67,20 +66,6 @@ def test_append_to_a_class_pipeline() -> None:
 def test_find_list_refuses_what_it_cannot_edit_safely(source: str) -> None:
     with pytest.raises(ScaffoldError, match="APPS"):
         find_list(ast.parse(source).body, "APPS", "config/local_apps.py")
-
-
-def test_local_apps_are_read_and_appended() -> None:
-    source = '"""Apps."""\n\nLOCAL_APPS = [\n    "orchestration",\n]\n'
-
-    edited = add_local_app(source, "reviews")
-
-    assert local_apps(edited) == ["orchestration", "reviews"]
-    assert edited.startswith('"""Apps."""\n')
-
-
-def test_local_apps_must_be_string_literals() -> None:
-    with pytest.raises(ScaffoldError, match="string literal"):
-        local_apps("LOCAL_APPS = [NAME]\n")
 
 
 EXISTING = '''"""Types."""

@@ -25,7 +25,7 @@ from orchestration.scaffold.names import (
     operation_list,
     service_name,
 )
-from orchestration.scaffold.project import Plan, resolve_app
+from orchestration.scaffold.project import Plan, Project, find_project, resolve_app
 
 T = TypeVar("T")
 
@@ -145,9 +145,26 @@ class Command(BaseCommand):
             subparser.add_argument(
                 "--dry-run", action="store_true", help="Print the changes; write nothing."
             )
+            subparser.add_argument(
+                "--root",
+                type=Path,
+                help="The directory that holds the apps (default: the current directory when "
+                "it holds the settings package, else the directory it is imported from).",
+            )
+            subparser.add_argument(
+                "--settings-file",
+                type=Path,
+                help="The module whose LOCAL_APPS or INSTALLED_APPS list gets a new app "
+                "(default: the settings module, or a module beside it that has the list).",
+            )
+            subparser.add_argument(
+                "--urls-file",
+                type=Path,
+                help="The root URLconf that mounts a new app's urls under api/ (default: "
+                "ROOT_URLCONF's module; left alone when it mounts the listed apps itself).",
+            )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        root = Path(settings.BASE_DIR)
         prompter = Prompter(
             options.get("stdin") or sys.stdin,
             self.stdout,
@@ -155,10 +172,17 @@ class Command(BaseCommand):
             interactive=options["interactive"],
         )
         try:
+            project = find_project(
+                settings_module=settings.SETTINGS_MODULE,
+                urlconf=settings.ROOT_URLCONF,
+                root=options["root"],
+                settings_file=options["settings_file"],
+                urls_file=options["urls_file"],
+            )
             if options["kind"] == "service":
-                plan = plan_service(root, self._service_spec(root, prompter, options))
+                plan = plan_service(project, self._service_spec(project, prompter, options))
             else:
-                plan = self._operation_plan(root, prompter, options)
+                plan = self._operation_plan(project, prompter, options)
             if options["dry_run"]:
                 self.stdout.write(plan.describe())
                 return
@@ -166,9 +190,11 @@ class Command(BaseCommand):
         except ScaffoldError as exc:
             raise CommandError(str(exc)) from exc
 
-    def _service_spec(self, root: Path, ask: Prompter, options: dict[str, Any]) -> ServiceSpec:
+    def _service_spec(
+        self, project: Project, ask: Prompter, options: dict[str, Any]
+    ) -> ServiceSpec:
         app = ask.ask(
-            "--app", "App (new or existing)", options["app"], lambda v: resolve_app(root, v)
+            "--app", "App (new or existing)", options["app"], lambda v: resolve_app(project, v)
         )
         service = ask.ask(
             "--service", "Service name (e.g. SubmitReview)", options["service"], service_name
@@ -203,16 +229,16 @@ class Command(BaseCommand):
         tests = ask.ask("--tests", "Add tests?", _flag(options["tests"]), yes_no, default="yes")
         return ServiceSpec(app, service, operations, best_effort, model, route, tests)
 
-    def _operation_plan(self, root: Path, ask: Prompter, options: dict[str, Any]) -> Plan:
+    def _operation_plan(self, project: Project, ask: Prompter, options: dict[str, Any]) -> Plan:
         app = ask.ask(
-            "--app", "App", options["app"], lambda v: resolve_app(root, v, allow_new=False)
+            "--app", "App", options["app"], lambda v: resolve_app(project, v, allow_new=False)
         )
         orchestrator = ask.ask(
             "--orchestrator", "Orchestrator class", options["orchestrator"], str.strip
         )
         name = ask.ask("--name", "Operation name", options["name"], str.strip)
         return plan_operation(
-            root,
+            project,
             app=app.name,
             orchestrator=orchestrator,
             name=name,

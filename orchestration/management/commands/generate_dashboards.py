@@ -7,7 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from orchestration import dashboards, registry
+from orchestration import registry
+from orchestration.extras import MissingExtra
 
 
 class Command(BaseCommand):
@@ -30,6 +31,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, check: bool, output: Path, **options: Any) -> None:
+        try:
+            from orchestration import dashboards
+        except MissingExtra as exc:
+            raise CommandError(str(exc)) from exc
         files = dashboards.render(registry.describe(cls) for cls in registry.registered())
         if check:
             drift = dashboards.compare(files, output)
