@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_ENV := DJANGO_DEBUG=1
+PORT ?= 8000
 
 .PHONY: install system-deps run test matrix lint format bench serve clean
 
@@ -13,12 +14,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[drf,dashboards,opentelemetry]" --group dev
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) .env
+
+# Development settings for `manage.py` run by hand (with the virtual environment active);
+# config/settings.py reads them. Written once: an existing .env is never overwritten.
+.env:
+	printf '%s\n' \
+		'# Development settings, written by `make install` and read by config/settings.py.' \
+		'# Never committed. Variables set in the environment win; production sets its own.' \
+		'DJANGO_DEBUG=1' > $@
 
 # Debian packages the integration tests use: Prometheus and promtool, Chromium for
-# the documentation pages; wrk drives the end-to-end benchmark; nginx fronts
-# `make serve`. Installed only when one is missing.
-SYSTEM_PACKAGES := prometheus chromium wrk nginx
+# the documentation pages, curl for the README's walkthrough; wrk drives the end-to-end
+# benchmark; nginx fronts `make serve`. Installed only when one is missing.
+SYSTEM_PACKAGES := prometheus chromium wrk nginx curl
 system-deps:
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); }
@@ -26,13 +35,14 @@ system-deps:
 run: install
 	$(DEV_ENV) $(BIN)/python manage.py migrate --no-input
 	$(DEV_ENV) $(BIN)/python manage.py seed_demo
-	$(DEV_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(DEV_ENV) $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 # Production-shaped: nginx on PORT (default 8000) buffering clients and serving the
 # collected static files, in front of gunicorn with several workers (WEB_CONCURRENCY)
 # on a unix socket; DEBUG off, so DJANGO_SECRET_KEY (and DJANGO_ALLOWED_HOSTS) must
-# come from the environment. See config/serve.py.
+# come from the environment, never from the development .env. See config/serve.py.
 PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus-multiproc
+serve: export DJANGO_ENV_FILE :=
 serve: install system-deps
 	mkdir -p $(PROMETHEUS_MULTIPROC_DIR)
 	$(BIN)/python manage.py migrate --no-input
@@ -53,9 +63,11 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(DEV_ENV) $(BIN)/mypy
 
+# Formats even when some lint errors cannot be fixed automatically, then fails on those.
 format: install
-	$(BIN)/ruff check --fix .
+	$(BIN)/ruff check --fix-only .
 	$(BIN)/ruff format .
+	$(BIN)/ruff check .
 
 # Engine overhead and memory run on DATABASE_URL (SQLite by default); the
 # end-to-end run needs the local PostgreSQL (BENCH_DATABASE_URL names a bench_* database).

@@ -17,6 +17,13 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 
+#: Development defaults that `make install` writes (never committed). Variables already in
+#: the environment win; DJANGO_ENV_FILE names another file, or none when empty (the test
+#: suite and `make serve` read none).
+ENV_FILE = env.str("DJANGO_ENV_FILE", default=str(BASE_DIR / ".env"))
+if ENV_FILE and Path(ENV_FILE).is_file():
+    environ.Env.read_env(ENV_FILE)
+
 
 def _read(name: str, reader, **kwargs):
     """Read one variable, naming it in the error when its value is malformed."""
@@ -106,7 +113,8 @@ ROOT_URLCONF = "config.urls"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Project-wide overrides of third-party templates (ReDoc without web fonts).
+        "DIRS": [BASE_DIR / "config" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -231,6 +239,7 @@ SIMPLE_JWT = {
 # However often a refresh token is rotated, its chain ends this long after the login.
 JWT_SESSION_MAX_AGE = timedelta(days=_number("JWT_SESSION_MAX_AGE_DAYS", float, default=30))
 
+_SYSTEM_FONTS = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
 SPECTACULAR_SETTINGS = {
     "TITLE": "Orchestrated services API",
     "DESCRIPTION": (
@@ -243,6 +252,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The system's fonts: ReDoc's default ones would come from a font CDN.
+    "REDOC_UI_SETTINGS": {
+        "theme": {
+            "typography": {
+                "fontFamily": _SYSTEM_FONTS,
+                "headings": {"fontFamily": _SYSTEM_FONTS},
+            }
+        }
+    },
     "COMPONENT_SPLIT_REQUEST": True,
     # Group operations by the path segment after /api/: auth, orders, products, ...
     "SCHEMA_PATH_PREFIX": r"/api/",
@@ -300,11 +318,19 @@ if not DEBUG:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "orchestration.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "orchestration.logging.RequestIdFilter"},
+        "skip_logged_errors": {"()": "orchestration.logging.SkipLoggedErrorResponses"},
+    },
     "formatters": {
         "plain": {
             "format": "%(asctime)s %(levelname)s [%(request_id)s trace=%(trace_id)s] %(name)s: "
             "%(message)s"
+        },
+        "server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
         },
     },
     "handlers": {
@@ -313,8 +339,21 @@ LOGGING = {
             "filters": ["request_id"],
             "formatter": "plain",
         },
+        "server": {"class": "logging.StreamHandler", "formatter": "server"},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # django-axes logs every failed login at INFO; its warnings (lockouts) are enough.
-    "loggers": {"axes": {"level": "WARNING"}},
+    "loggers": {
+        # django-axes logs every failed login at INFO; its warnings (lockouts) are enough.
+        "axes": {"level": "WARNING"},
+        # Django's own console handler would print every django.* record a second time.
+        "django": {"handlers": [], "level": "NOTSET", "propagate": True},
+        # runserver's access log, as Django formats it; its 4xx/5xx lines are dropped because
+        # django.request logs them (with the request id).
+        "django.server": {
+            "handlers": ["server"],
+            "filters": ["skip_logged_errors"],
+            "level": "INFO",
+            "propagate": False,
+        },
+    },
 }

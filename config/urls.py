@@ -9,7 +9,7 @@ from importlib.util import find_spec
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
@@ -18,6 +18,7 @@ from rest_framework_simplejwt import views as jwt_views
 from config.clients import client_ip
 from config.local_apps import LOCAL_APPS
 from config.lockout import cool_off_seconds, lockout_body
+from config.views import OfflineRedocView, favicon
 from orchestration import views as ops_views
 from orchestration.drf import error_responses
 
@@ -27,12 +28,15 @@ handler404 = ops_views.not_found
 handler500 = ops_views.server_error
 
 
-def documented(view: type[jwt_views.TokenViewBase], *errors: int) -> type[jwt_views.TokenViewBase]:
-    """A subclass of a token view whose schema lists its error answers, not only its 200."""
+def documented(
+    view: type[jwt_views.TokenViewBase], summary: str, *errors: int
+) -> type[jwt_views.TokenViewBase]:
+    """A subclass of a token view whose schema has a summary and lists its error answers;
+    the summary also titles its page in the browsable API."""
     success = view().get_serializer_class()
-    subclass = type(view.__name__, (view,), {"__module__": __name__})
+    subclass = type(view.__name__, (view,), {"__module__": __name__, "name": summary})
     return extend_schema_view(
-        post=extend_schema(responses={200: success, **error_responses(*errors)})
+        post=extend_schema(summary=summary, responses={200: success, **error_responses(*errors)})
     )(subclass)
 
 
@@ -65,27 +69,47 @@ urlpatterns = [
     path("metrics", ops_views.metrics, name="metrics"),
     path(
         "api/auth/token/",
-        documented(ThrottledTokenObtainPairView, 400, 401, 413, 415, 429).as_view(),
+        documented(
+            ThrottledTokenObtainPairView,
+            "Obtain an access and a refresh token with a username and password",
+            400,
+            401,
+            413,
+            415,
+            429,
+        ).as_view(),
         name="token_obtain_pair",
     ),
     path(
         "api/auth/token/refresh/",
-        documented(jwt_views.TokenRefreshView, 400, 401, 413, 415).as_view(),
+        documented(
+            jwt_views.TokenRefreshView,
+            "Exchange a refresh token for a new access token (and a new refresh token)",
+            400,
+            401,
+            413,
+            415,
+        ).as_view(),
         name="token_refresh",
     ),
     path(
         "api/auth/token/verify/",
-        documented(jwt_views.TokenVerifyView, 400, 401, 413, 415).as_view(),
+        documented(
+            jwt_views.TokenVerifyView, "Check that a token is valid", 400, 401, 413, 415
+        ).as_view(),
         name="token_verify",
     ),
     path(
         "api/auth/token/blacklist/",
-        documented(jwt_views.TokenBlacklistView, 400, 401, 413, 415).as_view(),
+        documented(
+            jwt_views.TokenBlacklistView, "Revoke a refresh token (sign out)", 400, 401, 413, 415
+        ).as_view(),
         name="token_blacklist",
     ),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("documentation/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("redoc/", OfflineRedocView.as_view(url_name="schema"), name="redoc"),
+    path("favicon.ico", favicon, name="favicon"),
     path("api-auth/", include("rest_framework.urls")),
 ]
 

@@ -1,17 +1,27 @@
-"""The operator's view: products to manage, orders to inspect (orders come from the API)."""
+"""The operator's view: products to manage, orders to inspect (orders come from the API).
+
+Orders change only through their pipelines: the admin shows them read-only, cancels
+them with the CancelOrder pipeline (stock back, money back, customer told) and deletes
+only an order that was never charged.
+"""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
 from orchestration.models import RunRecord
-from orders.models import IdempotencyRecord, Order, OrderItem, Product
+from orders.models import CANCEL_ANY_ORDER, IdempotencyRecord, Order, OrderItem, Product
+from orders.orchestrators import CancelOrder
+from orders.types import CancelOrderInput
 
 
 @admin.register(Product)
@@ -31,8 +41,17 @@ class OrderItemInline(admin.TabularInline):
     extra = 0
     can_delete = False
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OrderItem]:
+        # Each row is titled by its product: fetch them with the items.
+        return super().get_queryset(request).select_related("product")
+
     def has_add_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
         return False
+
+
+def was_charged(order: Order) -> bool:
+    """Money moved for this order (captured, and possibly refunded since)."""
+    return bool(order.payment_reference)
 
 
 @admin.register(Order)
@@ -46,6 +65,7 @@ class OrderAdmin(admin.ModelAdmin):
     date_hierarchy = "created"
     list_select_related = ("owner",)
     inlines = (OrderItemInline,)
+    actions = ("cancel_and_refund",)
     readonly_fields = (
         "owner",
         "status",
@@ -77,6 +97,69 @@ class OrderAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        # Every field is read-only: a view page (no Save button) and no admin-side writes.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        if obj is not None and was_charged(obj):
+            return False  # deleting would skip the refund and the restock: cancel it instead
+        return super().has_delete_permission(request, obj)
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(CANCEL_ANY_ORDER)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        if "delete_selected" in actions:
+            actions["delete_selected"] = (
+                type(self).delete_uncharged,
+                "delete_selected",
+                "Delete selected orders (only those never charged)",
+            )
+        return actions
+
+    def delete_uncharged(self, request: HttpRequest, queryset: QuerySet[Order]) -> Any:
+        """Django's bulk delete, refused when any selected order was charged."""
+        charged = [f"#{order.pk}" for order in queryset.order_by("pk") if was_charged(order)]
+        if charged:
+            self.message_user(
+                request,
+                f"Nothing deleted: order {', '.join(charged)} was charged. "
+                "Use “Cancel and refund” instead.",
+                messages.ERROR,
+            )
+            return None
+        return delete_selected(self, request, queryset)
+
+    @admin.action(
+        description="Cancel and refund (stock back, money back, customer told)",
+        permissions=["cancel"],
+    )
+    def cancel_and_refund(
+        self, request: HttpRequest, queryset: QuerySet[Order]
+    ) -> HttpResponse | None:
+        """Run the CancelOrder pipeline for each selected order, as the API would."""
+        cancelled: list[str] = []
+        for order in queryset.order_by("pk"):
+            result = CancelOrder().execute(
+                CancelOrderInput(order_id=order.pk, any_owner=True), user=request.user
+            )
+            if result.success:
+                cancelled.append(f"#{order.pk}")
+            elif result.error is not None:
+                self.message_user(
+                    request,
+                    f"Order #{order.pk} not cancelled ({result.error.code}): "
+                    f"{result.error.message}",
+                    messages.ERROR,
+                )
+        if cancelled:
+            self.message_user(
+                request, f"Cancelled and refunded: order {', '.join(cancelled)}.", messages.SUCCESS
+            )
+        return None
+
 
 @admin.register(IdempotencyRecord)
 class IdempotencyRecordAdmin(admin.ModelAdmin):
@@ -96,3 +179,8 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: IdempotencyRecord | None = None
+    ) -> bool:
+        return False  # a record is written by the order requests only: a view page

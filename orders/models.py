@@ -13,6 +13,13 @@ from django.db.models import Q
 MAX_QUANTITY = 1000
 MAX_LINES = 100
 
+#: The one answer (code not_found) for an order that does not exist or is another user's,
+#: whether it is read or cancelled.
+ORDER_NOT_FOUND = "Order not found."
+
+#: The permission an operator needs to cancel (and refund) a customer's order.
+CANCEL_ANY_ORDER = "orders.change_order"
+
 
 class Product(models.Model):
     sku = models.CharField("SKU", max_length=32, unique=True)
@@ -82,7 +89,8 @@ class OrderItem(models.Model):
         )
 
     def __str__(self) -> str:
-        return f"{self.quantity} x {self.product_id} in order {self.order_id}"
+        # The product's own title (SKU and name), as the admin shows the line.
+        return f"{self.quantity} x {self.product}"
 
 
 class IdempotencyRecord(models.Model):

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import serializers
+from rest_framework.settings import api_settings
 
 from orders.models import MAX_LINES, MAX_QUANTITY, Order, OrderItem, Product
 from orders.quotes import TAX_RATES
@@ -49,18 +50,71 @@ class StrictSerializer(serializers.Serializer):
         return value
 
 
+# JSON types are not coerced: a client that sends "2" or 2.0 for a quantity, or a number
+# for a token, has a bug that coercion would hide (README, "Validation").
+
+
+class JSONIntegerField(serializers.IntegerField):
+    """A JSON integer only: no numeric string, no 2.0, no boolean."""
+
+    default_error_messages = {"not_an_integer": "Must be a JSON integer, not {kind}."}
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("not_an_integer", kind=json_kind(data))
+        return super().to_internal_value(data)
+
+
+class JSONStringField(serializers.CharField):
+    """A JSON string only: a number is not silently turned into one."""
+
+    default_error_messages = {"not_a_string": "Must be a JSON string, not {kind}."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_a_string", kind=json_kind(data))
+        return super().to_internal_value(data)
+
+
+def json_kind(value: Any) -> str:
+    """How a JSON value's type reads in an error message."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return f"the number {value!r}"
+    kinds = {str: "a string", list: "an array", dict: "an object", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+class OrderLinesSerializer(serializers.ListSerializer):
+    """The lines of an order. Errors about the list as a whole (empty, not a list, too
+    long) are a list of messages, the same shape as a missing or null ``items``; errors
+    about lines are keyed by line index."""
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        try:
+            return super().run_validation(data)
+        except serializers.ValidationError as exc:
+            detail = exc.detail
+            if isinstance(detail, dict) and set(detail) == {api_settings.NON_FIELD_ERRORS_KEY}:
+                raise serializers.ValidationError(
+                    detail[api_settings.NON_FIELD_ERRORS_KEY]
+                ) from exc
+            raise
+
+
 class OrderLineInputSerializer(StrictSerializer):
-    product = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="Product id.")
-    quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY)
+    product = JSONIntegerField(min_value=1, max_value=MAX_ID, help_text="Product id.")
+    quantity = JSONIntegerField(min_value=1, max_value=MAX_QUANTITY)
 
 
 class CreateOrderSerializer(StrictSerializer):
     """The body of ``POST /api/orders/``; prices and totals come from the server."""
 
-    items: serializers.ListSerializer[Any] = serializers.ListSerializer(
+    items: serializers.ListSerializer[Any] = OrderLinesSerializer(
         child=OrderLineInputSerializer(), allow_empty=False, max_length=MAX_LINES
     )
-    payment_token = serializers.CharField(
+    payment_token = JSONStringField(
         max_length=64,
         help_text="Card token from the payment processor (test mode: tok_visa, "
         "tok_declined, tok_unavailable).",

@@ -56,7 +56,12 @@ class CreateOrderContext(OperationContext):
 
 @dataclass(frozen=True, slots=True)
 class CancelOrderInput:
+    """The order to cancel. ``any_owner``: an operator cancels a customer's order (the
+    admin's "Cancel and refund", which checks the permission); the API never sets it, so
+    there another user's order is a 404."""
+
     order_id: int
+    any_owner: bool = False
 
 
 @dataclass(kw_only=True, eq=False)

@@ -10,10 +10,10 @@ from typing import Any
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.db.models import QuerySet, prefetch_related_objects
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, permissions, status
+from rest_framework import exceptions, generics, permissions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -28,7 +28,7 @@ from orchestration.drf import (
     orchestrated_schema,
 )
 from orders import idempotency
-from orders.models import Order, Product
+from orders.models import ORDER_NOT_FOUND, Order, Product
 from orders.orchestrators import AsyncQuote, CancelOrder, CreateOrder, Quote
 from orders.serializers import (
     MAX_ID,
@@ -48,7 +48,9 @@ answered with 413 and a body that is not JSON with 400 (malformed) or 415
 
 Send an `Idempotency-Key` header to make retries safe: the same key with the
 same body returns the first response (status and body, with the header
-`Idempotent-Replayed: true`) and creates nothing new; the same key with another
+`Idempotent-Replayed: true`) and creates nothing new. A replayed body keeps the
+`request_id` of the request that placed the order, which finds that run in the logs;
+the `X-Request-ID` header is the replaying request's own. The same key with another
 body is a 409 `idempotency_key_reused`. A key is consumed only by a request
 that succeeded, so a request that failed (declined card, out of stock,
 gateway unavailable) can be retried with the same key.
@@ -120,6 +122,8 @@ def render_placed_order(result: OrchestratorResult[Any]) -> Response:
 class OrderListCreateView(generics.ListAPIView):
     """The signed-in user's orders (newest first, paginated); POST places one."""
 
+    name = "Your orders"  # the browsable API's page title
+
     serializer_class = OrderSerializer
 
     def get_queryset(self) -> QuerySet[Order]:
@@ -188,7 +192,14 @@ class OrderListCreateView(generics.ListAPIView):
     responses={200: OrderSerializer, **error_responses(401, 404)},
 )
 class OrderDetailView(generics.RetrieveAPIView):
+    name = "Your order"  # the browsable API's page title
     serializer_class = OrderSerializer
+
+    def get_object(self) -> Order:
+        try:
+            return super().get_object()
+        except Http404:
+            raise exceptions.NotFound(ORDER_NOT_FOUND) from None
 
     def get_queryset(self) -> QuerySet[Order]:
         # Another user's order is a 404: its existence is not disclosed.
@@ -198,6 +209,8 @@ class OrderDetailView(generics.RetrieveAPIView):
 
 
 class CancelOrderView(APIView):
+    name = "Cancel your order"  # the browsable API's page title
+
     @orchestrated_schema(
         CancelOrder,
         data=OrderSerializer,
@@ -268,7 +281,7 @@ class ProductCatalogueView(generics.GenericAPIView):
     responses={200: ProductSerializer(many=True), **error_responses(401, 404)},
 )
 class ProductListView(ProductCatalogueView, generics.ListAPIView):
-    pass
+    name = "Products on sale"  # the browsable API's page title
 
 
 @extend_schema(
@@ -277,4 +290,4 @@ class ProductListView(ProductCatalogueView, generics.ListAPIView):
     responses={200: ProductSerializer, **error_responses(401, 404)},
 )
 class ProductDetailView(ProductCatalogueView, generics.RetrieveAPIView):
-    pass
+    name = "Product"  # the browsable API's page title

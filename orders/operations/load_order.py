@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from orchestration import NotFound
-from orders.models import Order
+from orchestration import NotFound, PermissionDenied
+from orders.models import CANCEL_ANY_ORDER, ORDER_NOT_FOUND, Order
 from orders.types import CancelOrderContext
 
 
@@ -13,14 +13,17 @@ def load_order(ctx: CancelOrderContext) -> CancelOrderContext:
     holding that row while it waits for the products deadlocked with it. The
     order pipelines lock in one order: the order, then products by id
     (``restock``, ``reserve_stock``); users are never locked.
+
+    An operator's cancellation (``any_owner``) loads any customer's order, and needs the
+    permission to change orders.
     """
-    order = (
-        Order.objects.select_for_update(of=("self",))
-        .filter(pk=ctx.input.order_id, owner=ctx.user)
-        .select_related("owner")
-        .first()
-    )
+    orders = Order.objects.select_for_update(of=("self",)).filter(pk=ctx.input.order_id)
+    if not ctx.input.any_owner:
+        orders = orders.filter(owner=ctx.user)
+    elif ctx.user is None or not ctx.user.has_perm(CANCEL_ANY_ORDER):
+        raise PermissionDenied("Only an operator may cancel another customer's order.")
+    order = orders.select_related("owner").first()
     if order is None:
-        raise NotFound("Order not found.", code="order_not_found")
+        raise NotFound(ORDER_NOT_FOUND)
     ctx.order = order
     return ctx

@@ -211,9 +211,14 @@ def test_cancelling_another_users_order_is_404(
     order_id = place(api_client, (keyboard, 2)).json()["data"]["id"]
 
     response = other_client.post(f"{ORDERS}{order_id}/cancel/")
+    read = other_client.get(f"{ORDERS}{order_id}/")
 
-    assert response.status_code == 404
+    assert response.status_code == read.status_code == 404
     assert response.json()["error"]["step"] == "load_order"
+    # The same situation, the same answer, whether the order is read or cancelled.
+    cancel_error, read_error = response.json()["error"], read.json()["error"]
+    assert (cancel_error["code"], cancel_error["message"]) == ("not_found", "Order not found.")
+    assert (read_error["code"], read_error["message"]) == ("not_found", "Order not found.")
     assert Order.objects.get().status == Order.Status.PAID
     assert stock_levels() == {keyboard.pk: 3}
 

@@ -43,6 +43,16 @@ BAD_BODIES: list[tuple[str, Body, str]] = [
         "payment_token",
     ),
     (
+        "payment token a number",
+        lambda p, i: {"items": [line(p)], "payment_token": 123},
+        "payment_token",
+    ),
+    (
+        "payment token a boolean",
+        lambda p, i: {"items": [line(p)], "payment_token": True},
+        "payment_token",
+    ),
+    (
         "payment token too long",
         lambda p, i: {"items": [line(p)], "payment_token": "t" * 65},
         "payment_token",
@@ -51,12 +61,16 @@ BAD_BODIES: list[tuple[str, Body, str]] = [
     ("inactive product", lambda p, i: with_items(line(i)), "items"),
     ("product id out of range", lambda p, i: with_items(line(2**70)), "items"),
     ("product id a string", lambda p, i: with_items(line("keyboard")), "items"),
+    ("product id a numeric string", lambda p, i: with_items(line(str(p.pk))), "items"),
+    ("product id a float", lambda p, i: with_items(line(float(p.pk))), "items"),
     ("product missing", lambda p, i: with_items({"quantity": 1}), "items"),
     ("zero quantity", lambda p, i: with_items(line(p, 0)), "items"),
     ("negative quantity", lambda p, i: with_items(line(p, -3)), "items"),
     ("quantity over the cap", lambda p, i: with_items(line(p, MAX_QUANTITY + 1)), "items"),
     ("absurd quantity", lambda p, i: with_items(line(p, 10**30)), "items"),
     ("fractional quantity", lambda p, i: with_items(line(p, 1.5)), "items"),
+    ("quantity 2.0", lambda p, i: with_items(line(p, 2.0)), "items"),
+    ("quantity a numeric string", lambda p, i: with_items(line(p, "2")), "items"),
     ("quantity a word", lambda p, i: with_items(line(p, "many")), "items"),
     ("quantity a boolean", lambda p, i: with_items(line(p, True)), "items"),
     ("quantity null", lambda p, i: with_items(line(p, None)), "items"),
@@ -101,6 +115,62 @@ def test_bad_body_is_400_with_field_errors(
     assert "validate_order" in body["metrics"]
     assert_nothing_written(before)
     assert gateway.charges == {}
+
+
+@pytest.mark.django_db
+def test_a_number_for_the_token_fails_validation_before_any_stock_is_reserved(
+    api_client: APIClient, keyboard: Product, gateway: FakeGateway
+) -> None:
+    before = stock_levels()
+
+    response = api_client.post(
+        ORDERS, {"items": [line(keyboard)], "payment_token": 123}, format="json"
+    )
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["step"], error["code"]) == ("validate_order", "validation_failed")
+    assert error["details"] == {"payment_token": ["Must be a JSON string, not the number 123."]}
+    assert list(response.json()["metrics"]) == ["validate_order"]
+    assert stock_levels() == before
+    assert gateway.charges == {}
+
+
+@pytest.mark.django_db
+def test_json_types_are_not_coerced(api_client: APIClient, keyboard: Product) -> None:
+    response = api_client.post(
+        ORDERS, with_items({"product": str(keyboard.pk), "quantity": 2.0}), format="json"
+    )
+
+    assert response.json()["error"]["details"]["items"] == {
+        "0": {
+            "product": ["Must be a JSON integer, not a string."],
+            "quantity": ["Must be a JSON integer, not the number 2.0."],
+        }
+    }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"payment_token": "tok_visa"}, "This field is required."),
+        ({"items": None, "payment_token": "tok_visa"}, "This field may not be null."),
+        ({"items": [], "payment_token": "tok_visa"}, "This list may not be empty."),
+        (
+            {"items": "x", "payment_token": "tok_visa"},
+            'Expected a list of items but got type "str".',
+        ),
+    ],
+    ids=["missing", "null", "empty", "not a list"],
+)
+def test_every_error_about_items_as_a_whole_has_one_shape(
+    api_client: APIClient, body: dict[str, Any], message: str
+) -> None:
+    response = api_client.post(ORDERS, body, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == {"items": [message]}
 
 
 @pytest.mark.django_db

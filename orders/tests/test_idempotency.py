@@ -46,6 +46,25 @@ def test_same_key_and_body_replays_the_first_response(
 
 
 @pytest.mark.django_db
+def test_a_replay_names_the_placing_request_in_its_body_and_itself_in_the_header(
+    api_client: APIClient, keyboard: Product
+) -> None:
+    body = order_body((keyboard, 1))
+    placing, retry = "placing-request-0001", "retrying-request-0002"
+
+    first = api_client.post(
+        ORDERS, body, format="json", HTTP_IDEMPOTENCY_KEY="k-ids", HTTP_X_REQUEST_ID=placing
+    )
+    again = api_client.post(
+        ORDERS, body, format="json", HTTP_IDEMPOTENCY_KEY="k-ids", HTTP_X_REQUEST_ID=retry
+    )
+
+    assert (first["X-Request-ID"], first.json()["request_id"]) == (placing, placing)
+    # The body is the first response verbatim: its id finds the run that placed the order.
+    assert (again["X-Request-ID"], again.json()["request_id"]) == (retry, placing)
+
+
+@pytest.mark.django_db
 def test_key_order_and_spacing_of_the_body_do_not_matter(
     api_client: APIClient, keyboard: Product
 ) -> None:

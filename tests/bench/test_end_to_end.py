@@ -51,7 +51,14 @@ from tests.servers import app_env, http_request, manage, running_gunicorn
 pytestmark = pytest.mark.bench
 
 RESULTS_DIR = Path(__file__).resolve().parents[2] / "bench-results"
-DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_e2e")
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_e2e"
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
+HOW_TO_RUN = (
+    "The end-to-end benchmark needs PostgreSQL: it drops, creates and finally drops the "
+    "database that BENCH_DATABASE_URL names, which must be called bench_* so that no other "
+    f"database can be lost (default {DEFAULT_DATABASE_URL}). Run it with: "
+    "BENCH_DATABASE_URL=postgres://USER@HOST:5432/bench_e2e make bench"
+)
 SECONDS = int(os.environ.get("BENCH_E2E_SECONDS", "5"))
 #: A B C D D C B A, twice: drift of the machine (other processes, table growth) is shared.
 _ROUND = ("journal", "inline", "dbos", "journal_fsync")
@@ -131,7 +138,7 @@ def _postgres(url: str, *statements: str) -> None:
 def bench_database() -> Iterator[str]:
     name = urlsplit(DATABASE_URL).path.lstrip("/")
     if not name.startswith("bench_"):
-        pytest.fail(f"BENCH_DATABASE_URL must name a database called bench_*, not {name!r}.")
+        pytest.fail(f"BENCH_DATABASE_URL names {name!r}. {HOW_TO_RUN}")
     try:
         _postgres(
             DATABASE_URL,
@@ -139,7 +146,7 @@ def bench_database() -> Iterator[str]:
             f'CREATE DATABASE "{name}"',
         )
     except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL is not reachable at {DATABASE_URL}: {exc}")
+        pytest.skip(f"PostgreSQL is not reachable at {DATABASE_URL} ({exc}). {HOW_TO_RUN}")
     yield DATABASE_URL
     _postgres(DATABASE_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -52,6 +52,27 @@ def test_an_operator_finds_an_order_in_the_admin(page: Page, paid_order: Order, 
     expect(page.locator(".field-total")).to_contain_text("80.00")
 
 
+def test_an_operator_cancels_and_refunds_an_order_from_the_admin(
+    page: Page, paid_order: Order, django_user_model
+):
+    django_user_model.objects.create_superuser("operator", "ops@example.com", PASSWORD)
+    log_in(page, "/admin/login/?next=/admin/orders/order/", "operator")
+
+    page.locator(f"input[name=_selected_action][value='{paid_order.pk}']").check()
+    page.select_option("select[name=action]", "cancel_and_refund")
+    page.locator("button[name=index]").click()
+
+    expect(page.locator(".messagelist")).to_contain_text(
+        f"Cancelled and refunded: order #{paid_order.pk}."
+    )
+    expect(page.locator("#result_list tbody tr").first).to_contain_text("Cancelled")
+    page.locator("#result_list tbody tr th a").first.click()
+    # A read-only page: its item titled by product, and no Save or Delete button.
+    expect(page.locator(".inline-group")).to_contain_text("2 x KB-9 Browser keyboard")
+    expect(page.locator("input[name=_save], input[name=_continue]")).to_have_count(0)
+    expect(page.locator("a.deletelink")).to_have_count(0)
+
+
 def test_a_user_logs_in_to_the_browsable_api_and_sees_only_their_orders(
     page: Page, paid_order: Order, django_user_model
 ):

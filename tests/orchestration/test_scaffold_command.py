@@ -112,7 +112,8 @@ def test_interactive_mode_asks_every_question_in_order(project: Path) -> None:
     )
     # The input check needs the input serializer, route or not.
     assert (project / "shelf" / "serializers.py").is_file()
-    assert "Next: python manage.py generate_dashboards && pytest shelf" in out
+    assert "Next: python manage.py generate_dashboards && pytest shelf\n" in out
+    assert "virtual environment active: source .venv/bin/activate" in out
     assert "testpaths" not in out  # pytest collects every app: no reminder needed
 
 

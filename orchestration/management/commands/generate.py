@@ -32,6 +32,10 @@ T = TypeVar("T")
 _YES = {"y", "yes", "true", "1"}
 _NO = {"n", "no", "false", "0"}
 
+#: Where the next steps run: a shell with the project's environment active (manage.py then
+#: reads the development .env that `make install` wrote).
+ACTIVATE_HINT = "     (in a shell with the virtual environment active: source .venv/bin/activate)"
+
 
 def yes_no(answer: str) -> bool:
     value = answer.strip().lower()
@@ -258,6 +262,7 @@ class Command(BaseCommand):
             self.stdout.write(reminder)
         if plan.next_steps:
             self.stdout.write("Next: " + " && ".join(plan.next_steps))
+            self.stdout.write(ACTIVATE_HINT)
 
 
 def _flag(value: bool | None) -> str | None:
