@@ -318,6 +318,8 @@ SPECTACULAR_SETTINGS = {
 }
 
 PAYMENT_GATEWAY = env.str("PAYMENT_GATEWAY", default="orders.payments.FakeGateway")
+#: Seconds each fake quote service takes to answer (see orders/quotes.py).
+ORDERS_QUOTE_LATENCY = {"shipping": 0.12, "tax": 0.08}
 # Seconds a charge or refund may take, retries included: below the worker timeout.
 PAYMENT_TIMEOUT = _number("PAYMENT_TIMEOUT", float, default=10.0)
 # The fake gateway's books, shared by every process that uses it.

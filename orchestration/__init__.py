@@ -21,7 +21,7 @@ from orchestration.errors import (
     ValidationFailed,
 )
 from orchestration.result import OrchestratorResult, StepRecord
-from orchestration.steps import Retry, Step
+from orchestration.steps import Parallel, Retry, Step
 
 __all__ = [
     "BaseOrchestrator",
@@ -34,6 +34,7 @@ __all__ = [
     "OperationContext",
     "OrchestrationError",
     "OrchestratorResult",
+    "Parallel",
     "PaymentRequired",
     "PermissionDenied",
     "Retry",

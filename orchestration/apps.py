@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 from django.utils.module_loading import autodiscover_modules
 
 
@@ -11,3 +12,7 @@ class OrchestrationConfig(AppConfig):
         # complete for commands (dashboards, listings) and schema generation.
         autodiscover_modules("orchestrators")
         from orchestration import checks  # noqa: F401  (registers the system checks)
+        from orchestration.parallel import guard_connection
+
+        # Steps of a parallel group may not query: each new connection refuses them.
+        connection_created.connect(guard_connection, dispatch_uid="orchestration.parallel")

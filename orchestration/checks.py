@@ -6,6 +6,7 @@
 | orchestration.E002 | error | a key of ``ORCHESTRATION`` has the wrong type |
 | orchestration.W001 | warning | ``ORCHESTRATION`` has a key the app does not know (a typo?) |
 | orchestration.E003 | error | ``PROMETHEUS_MULTIPROC_DIR`` is set but is not a directory |
+| orchestration.E004 | error | ``PARALLEL_WORKERS`` is less than 1 |
 | orchestration.W002 | warning | (``--deploy``) metrics exported without ``METRICS_TOKEN`` |
 | orchestration.E004 | error | ``RUN_RECORD_SAMPLE_RATE`` is not between 0 and 1 |
 | orchestration.E005 | error | ``RUN_RECORD_RETENTION_DAYS`` is less than 1 |
@@ -55,6 +56,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                     f"not {type(item).__name__} ({item!r}).",
                     hint=f"The default is {DEFAULTS[key]!r}.",
                     id="orchestration.E002",
+                )
+            )
+        elif key == "PARALLEL_WORKERS" and isinstance(item, int) and item < 1:
+            messages.append(
+                Error(
+                    f"{SETTING}['PARALLEL_WORKERS'] must be at least 1, not {item!r}.",
+                    hint="Parallel groups run their sync steps on this many threads.",
+                    id="orchestration.E004",
                 )
             )
     return messages

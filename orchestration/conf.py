@@ -27,6 +27,8 @@ DEFAULTS: dict[str, Any] = {
     "METRICS": True,
     # When set, the metrics view answers only requests with ``Authorization: Bearer <token>``.
     "METRICS_TOKEN": "",
+    # Worker threads (per process) that run the sync steps of parallel groups.
+    "PARALLEL_WORKERS": 16,
     # Seconds a run holds its journaled effects before ``recover_effects`` may undo them:
     # longer than any run can live (gunicorn's worker timeout).
     "EFFECT_LEASE": 120.0,
@@ -55,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
 TYPES: dict[str, type] = {
     "METRICS": bool,
     "METRICS_TOKEN": str,
+    "PARALLEL_WORKERS": int,
     "EFFECT_LEASE": float,
     "JOURNAL_SYNCHRONOUS_COMMIT": bool,
     "RUN_RECORDS": bool,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from contextvars import ContextVar
@@ -21,6 +22,30 @@ collected_runs: ContextVar[list[OrchestratorResult[Any]] | None] = ContextVar(
 
 #: The deadline (perf_counter seconds) of the step that is running, if it has a timeout.
 _step_deadline: ContextVar[float | None] = ContextVar("step_deadline", default=None)
+
+#: Set when the parallel group of the running branch has been cancelled.
+_group_cancelled: ContextVar[threading.Event | None] = ContextVar("group_cancelled", default=None)
+
+
+def remaining_budget() -> float | None:
+    """Seconds left in the running step's budget; 0 once its parallel group is cancelled."""
+    cancelled = _group_cancelled.get()
+    if cancelled is not None and cancelled.is_set():
+        return 0.0
+    deadline = _step_deadline.get()
+    if deadline is None:
+        return None
+    return max(0.0, deadline - time.perf_counter())
+
+
+def sleep_unless_cancelled(seconds: float) -> bool:
+    """Sleep; return True, early, if the running branch's group is cancelled meanwhile."""
+    cancelled = _group_cancelled.get()
+    if cancelled is None:
+        time.sleep(seconds)
+        return False
+    return cancelled.wait(seconds)
+
 
 #: The journal key of the running step's external effect, if the step is journaled.
 _effect_key: ContextVar[str | None] = ContextVar("effect_key", default=None)
@@ -67,13 +92,16 @@ class OperationContext:
         """Seconds left in the running step's time budget (None without a timeout).
 
         Pass it to I/O clients (``timeout=ctx.remaining()``): the engine cannot
-        interrupt a running function, it can only tell the operation its budget.
-        The value never goes below zero.
+        interrupt a running sync function, it can only tell the operation its
+        budget. The value never goes below zero, and it is zero once the step's
+        parallel group has been cancelled (another branch failed critically).
         """
-        deadline = _step_deadline.get()
-        if deadline is None:
-            return None
-        return max(0.0, deadline - time.perf_counter())
+        return remaining_budget()
+
+    def cancelled(self) -> bool:
+        """True once the parallel group this step runs in has been cancelled."""
+        cancelled = _group_cancelled.get()
+        return cancelled is not None and cancelled.is_set()
 
     def effect_key(self) -> str:
         """The idempotency key to send with the running journaled step's external call.

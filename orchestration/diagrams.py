@@ -8,8 +8,9 @@ step it undoes, and the after-commit tail behind a ``commit`` node.
 ``flowchart(description, run=steps)`` draws the same pipeline with one run's
 path over it: each step coloured by what happened to it (``ok``, ``failed``,
 ``timed_out``, ``skipped``, ``compensated``, ``deferred``, ``not_run``...) and
-labelled with its time and attempts. The output is deterministic, so a
-generated copy (the README's) can be checked for staleness.
+labelled with its time and attempts. A parallel group is a box holding its
+steps side by side, which the line enters and leaves as one. The output is
+deterministic, so a generated copy (the README's) can be checked for staleness.
 """
 
 from __future__ import annotations
@@ -112,7 +113,16 @@ def flowchart(
         classes.setdefault(style, []).append(node_id(step["name"]))
 
     for step in main:
-        declare(step)
+        if step.get("branches"):
+            # A parallel group: its steps side by side in a box the line runs through.
+            label = _text(f"{step['name']}: at the same time")
+            lines.append(f'    subgraph {node_id(step["name"])}["{label}"]')
+            lines.append("    direction LR")
+            for branch in step["branches"]:
+                declare(branch)
+            lines.append("    end")
+        else:
+            declare(step)
     if tail:
         lines.append('    commit{{"commit"}}')
         lines.append('    subgraph after_commit["after commit, best effort"]')
@@ -136,7 +146,10 @@ def flowchart(
             source, target = chain[index - 1][0], chain[index + 1][0]
             lines.append(f'    {source} -. "skipped unless {condition}" .-> {target}')
 
-    for step in steps:
+    grouped = [branch for entry in steps for branch in entry.get("branches") or ()]
+    for step in [*steps, *grouped]:
+        if step.get("branches"):
+            continue
         identifier = node_id(step["name"])
         retry = step.get("retry")
         if retry:

@@ -168,9 +168,16 @@ def describe_pipeline(orchestrator: type[BaseOrchestrator[Any, Any, Any]]) -> st
         "| # | step | kind | notes |",
         "| --- | --- | --- | --- |",
     ]
-    for number, step in enumerate(orchestrator.get_pipeline(), start=1):
-        kind, *notes = flag_words(step.describe())
-        lines.append(f"| {number} | `{step.name}` | {kind} | {', '.join(notes)} |")
+    for label, step in registry.numbered(registry.describe(orchestrator)["steps"]):
+        number = label.rstrip(".")
+        if step.get("branches"):
+            names = ", ".join(f"`{branch['name']}`" for branch in step["branches"])
+            lines.append(
+                f"| {number} | `{step['name']}` | parallel group | {names} run at the same time |"
+            )
+        else:
+            kind, *notes = flag_words(step)
+            lines.append(f"| {number} | `{step['name']}` | {kind} | {', '.join(notes)} |")
     return "\n".join(lines)
 
 

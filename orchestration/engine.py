@@ -14,25 +14,36 @@ Semantics, in the order they apply (see README.md):
    see ``orchestration.outbox``) and run by a task worker after the commit;
    a run that fails queues nothing.
 7. ``timeout`` is a budget: the deadline is exposed as ``ctx.remaining()`` and a
-   step that returns late fails with code ``timeout``.
+   step that returns late fails with code ``timeout``; an ``async def``
+   operation is cancelled when its budget runs out.
+8. A ``Parallel`` group runs its steps concurrently on copies of the context
+   and merges their declared outputs (see ``orchestration.parallel``).
+
+``aexecute`` runs the same pipeline from async code (see ``orchestration.aio``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import dataclasses
+import inspect
 import logging
 import random
+import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Coroutine, Iterable, Sequence
 from contextlib import nullcontext
 from functools import cache, partial
 from types import new_class
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
+from asgiref.sync import SyncToAsync, async_to_sync
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, transaction
 from django.db.models import Model
 
-from orchestration import journal, registry
+from orchestration import journal, parallel, registry
 from orchestration.conf import get_config
 from orchestration.context import (
     OperationContext,
@@ -42,6 +53,8 @@ from orchestration.context import (
     collected_runs,
     current_request_id,
     new_request_id,
+    remaining_budget,
+    sleep_unless_cancelled,
 )
 from orchestration.deadlines import statement_budget
 from orchestration.errors import (
@@ -59,6 +72,7 @@ from orchestration.runs import run_finished
 from orchestration.steps import (
     NAME,
     TRANSACTION_STEP,
+    Parallel,
     Step,
     default_metric_name,
     validate_pipeline,
@@ -71,6 +85,21 @@ ResultT = TypeVar("ResultT")
 InputT = TypeVar("InputT")
 
 logger = logging.getLogger("orchestration")
+
+
+def _context_type(cls: type) -> type | None:
+    """The context dataclass a class declares (``BaseOrchestrator[Ctx, ...]``), if it can tell."""
+    for klass in cls.__mro__:
+        for base in getattr(klass, "__orig_bases__", ()):
+            if get_origin(base) is not None and issubclass(get_origin(base), BaseOrchestrator):
+                argument = get_args(base)[0]
+                if isinstance(argument, type) and dataclasses.is_dataclass(argument):
+                    return argument
+    return None
+
+
+def _timed_out(step: Step[Any]) -> StepTimeout:
+    return StepTimeout(f"Step {step.name!r} took longer than its {step.timeout} s budget.")
 
 
 class _Abort(Exception):
@@ -123,6 +152,9 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
             )
         steps = tuple(cls.get_pipeline())
         validate_pipeline(owner, steps)
+        context_type = _context_type(cls)
+        if context_type is not None:
+            parallel.check_outputs(owner, context_type, steps)
         cls._checked_pipeline = steps
         cls._metrics = None
         registry.register(cls)
@@ -180,19 +212,8 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
         try:
             for attempt in range(1, self.conflict_attempts + 1):
                 ctx = self.initialize_context(input, user=user, request_id=request_id, **extra)
-                if not isinstance(ctx, OperationContext):
-                    raise TypeError(
-                        f"{type(self).__name__}.initialize_context() returned "
-                        f"{type(ctx).__name__}, not an OperationContext."
-                    )
                 owns_transaction = self.atomic and not self._in_outer_transaction()
-                run = _Run(
-                    self,
-                    ctx,
-                    self._steps(),
-                    self._step_metrics(),
-                    effect_scope=journal.effect_scope(user, idempotency_key),
-                )
+                run = self._new_run(ctx, effect_scope=journal.effect_scope(user, idempotency_key))
                 result = run.execute()
                 if not (owns_transaction and run.may_run_again()):
                     break
@@ -202,10 +223,37 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
             run_finished(self, run.ctx, run.steps, result)
         finally:
             current_request_id.reset(token)
-        runs = collected_runs.get()
-        if runs is not None:
-            runs.append(result)
+        collect(result)
         return result
+
+    async def aexecute(
+        self,
+        input: InputT,
+        *,
+        user: Any = None,
+        request_id: str | None = None,
+        idempotency_key: str | None = None,
+        **extra: Any,
+    ) -> OrchestratorResult[ResultT]:
+        """``execute`` for async code (ASGI views); see ``orchestration.aio`` for the rules."""
+        from orchestration import aio
+
+        return await aio.execute(
+            self,
+            input,
+            user=user,
+            request_id=request_id,
+            idempotency_key=idempotency_key,
+            **extra,
+        )
+
+    def _new_run(self, ctx: OperationContext, *, effect_scope: str | None) -> _Run:
+        if not isinstance(ctx, OperationContext):
+            raise TypeError(
+                f"{type(self).__name__}.initialize_context() returned {type(ctx).__name__}, "
+                "not an OperationContext."
+            )
+        return _Run(self, ctx, self._steps(), self._step_metrics(), effect_scope=effect_scope)
 
     def _in_outer_transaction(self) -> bool:
         return transaction.get_connection(self.database).in_atomic_block
@@ -228,6 +276,37 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
         if cls.__dict__.get("_metrics") is None:
             cls._metrics = OrchestratorMetrics(cls.metric_name)
         return cls._metrics
+
+
+def collect(result: OrchestratorResult[Any]) -> None:
+    """Hand the result to TimingMiddleware when a request is being served."""
+    runs = collected_runs.get()
+    if runs is not None:
+        runs.append(result)
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+_thread_loops = threading.local()
+
+
+def run_coroutine(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run an async operation from the engine's sync code, and return its result.
+
+    Under ``aexecute`` the sync code runs in a ``sync_to_async`` thread: the
+    coroutine goes back to the caller's event loop (where its ORM calls return
+    to this thread). Elsewhere (``execute`` in a WSGI worker, a group's worker
+    thread) it runs on an event loop this thread keeps, not one made per call.
+    """
+    outer = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    if outer is not None and outer.is_running():
+        return async_to_sync(_awaited)(coroutine)
+    runner = getattr(_thread_loops, "runner", None)
+    if runner is None:
+        runner = _thread_loops.runner = asyncio.Runner()
+    return runner.run(coroutine, context=contextvars.copy_context())
 
 
 def execute_step(
@@ -265,7 +344,7 @@ def _step_host(database: str) -> type[BaseOrchestrator[Any, Any, Any]]:
 
 
 class _Run:
-    """The state of one execution."""
+    """The state of one execution (or of one branch of a parallel group)."""
 
     __slots__ = (
         "completed",
@@ -273,6 +352,7 @@ class _Run:
         "effect_scope",
         "effects",
         "failure",
+        "group",
         "metrics",
         "orchestrator",
         "owner",
@@ -309,13 +389,18 @@ class _Run:
         self.effect_scope = effect_scope
         self.effects: dict[str, journal.Effect] = {}
         self.owner = ""
+        #: The parallel group this run is a branch of: no savepoints, it has no transaction.
+        self.group: str | None = None
+
+    def branch(self, ctx: OperationContext, group: str) -> _Run:
+        """A run of one branch of ``group`` on ``ctx``, a copy of this run's context."""
+        branch = _Run(self.orchestrator, ctx, (), None)
+        branch.group = group
+        return branch
 
     def execute(self) -> OrchestratorResult[Any]:
         orchestrator = self.orchestrator
-        metrics = self.metrics
-        started = time.perf_counter_ns()
-        if metrics is not None:
-            metrics.in_progress.inc()
+        started = self._begin()
         try:
             if orchestrator.atomic:
                 self._run_in_transaction()
@@ -327,8 +412,20 @@ class _Run:
             else:
                 data = orchestrator.build_result(self.ctx)
         finally:
-            if metrics is not None:
-                metrics.in_progress.dec()
+            self._end()
+        return self._result(started, data)
+
+    def _begin(self) -> int:
+        if self.metrics is not None:
+            self.metrics.in_progress.inc()
+        return time.perf_counter_ns()
+
+    def _end(self) -> None:
+        if self.metrics is not None:
+            self.metrics.in_progress.dec()
+
+    def _result(self, started: int, data: Any) -> OrchestratorResult[Any]:
+        orchestrator, metrics = self.orchestrator, self.metrics
         elapsed_ns = time.perf_counter_ns() - started
         success = self.failure is None
         if metrics is not None:
@@ -371,14 +468,22 @@ class _Run:
 
     def _run_main(self) -> bool:
         """Run the in-transaction steps; False when a critical step failed."""
-        for step, metrics in zip(self.steps, self.step_metrics, strict=True):
+        if not self._run_steps(zip(self.steps, self.step_metrics, strict=True)):
+            return False
+        return not self.effects or self._settle()
+
+    def _run_steps(self, steps: Iterable[tuple[Step[Any], StepMetrics | None]]) -> bool:
+        for step, metrics in steps:
             if step.after_commit:
                 continue
-            record = self._run_step(step, metrics)
+            if isinstance(step, Parallel):
+                record = parallel.run_group(self, step)
+            else:
+                record = self._run_step(step, metrics)
             if record.error is not None and step.critical:
                 self.failure = record.error
                 return False
-        return not self.effects or self._settle()
+        return True
 
     def _settle(self) -> bool:
         """Settle the journaled effects in the run's transaction; False if one was lost."""
@@ -423,7 +528,7 @@ class _Run:
         self.records.append(record)
         started = perf_counter_ns()
         try:
-            if step.plain:
+            if step.plain and self.group is None:
                 returned = step.operation(ctx)
                 ctx = returned if returned is ctx else self._check_return(step, ctx, returned)
             else:
@@ -432,13 +537,22 @@ class _Run:
                     return record
                 ctx = called
         except Exception as exc:
-            elapsed_ns = perf_counter_ns() - started
-            record.duration_ms = elapsed_ns / 1e6
-            self._fail(step, record, exc, metrics, elapsed_ns)
+            self._failed(step, record, exc, metrics, started)
             if step.name in self.effects:
                 # The external call may have taken effect before the failure (a timeout).
                 self.completed.append((step, record))
             return record
+        self._succeeded(step, record, ctx, metrics, started)
+        return record
+
+    def _succeeded(
+        self,
+        step: Step[Any],
+        record: StepRecord,
+        ctx: OperationContext,
+        metrics: StepMetrics | None,
+        started: int,
+    ) -> None:
         elapsed_ns = perf_counter_ns() - started
         record.duration_ms = elapsed_ns / 1e6
         if metrics is not None:
@@ -446,11 +560,55 @@ class _Run:
         self.ctx = ctx
         if step.compensate is not None or step.recover is not None:
             self.completed.append((step, record))
-        return record
+
+    def _failed(
+        self,
+        step: Step[Any],
+        record: StepRecord,
+        exc: Exception,
+        metrics: StepMetrics | None,
+        started: int,
+    ) -> None:
+        elapsed_ns = perf_counter_ns() - started
+        record.duration_ms = elapsed_ns / 1e6
+        self._fail(step, record, exc, metrics, elapsed_ns)
 
     def _call(self, step: Step[Any], ctx: OperationContext) -> OperationContext:
-        returned = step.operation(ctx)
-        return returned if returned is ctx else self._check_return(step, ctx, returned)
+        before = None if self.group is None else parallel.snapshot(ctx)
+        if step.is_async:
+            # On the caller's event loop when there is one (aexecute), else on a new one.
+            returned = run_coroutine(self._within_budget(step, step.operation(ctx)))
+        else:
+            returned = step.operation(ctx)
+        return self._accept(step, ctx, returned, before)
+
+    def _accept(
+        self,
+        step: Step[Any],
+        ctx: OperationContext,
+        returned: Any,
+        before: dict[str, Any] | None,
+    ) -> OperationContext:
+        """The context a step returned, checked (and, in a group, its writes checked)."""
+        accepted = returned if returned is ctx else self._check_return(step, ctx, returned)
+        if before is not None:
+            parallel.check_writes(self.group or "", step, before, accepted)
+        return accepted
+
+    @staticmethod
+    async def _within_budget(step: Step[Any], awaitable: Awaitable[Any]) -> Any:
+        """Await an async operation, cancelled when the step's budget runs out."""
+        remaining = remaining_budget()
+        if remaining is None:
+            return await awaitable
+        budget = asyncio.timeout(remaining)
+        try:
+            async with budget:
+                return await awaitable
+        except TimeoutError:
+            if budget.expired():
+                raise _timed_out(step) from None
+            raise
 
     @staticmethod
     def _check_return(step: Step[Any], ctx: OperationContext, returned: Any) -> OperationContext:
@@ -476,15 +634,12 @@ class _Run:
         attempt of a retried step run in a savepoint; a plain critical step
         with only a timeout does not need one.
         """
-        if step.when is not None and not step.when(ctx):
-            record.status, record.attempts = "skipped", 0
-            if metrics is not None:
-                metrics.skipped.inc()
+        if self._skips(step, ctx, record, metrics):
             return None
         using = self.orchestrator.database
         savepoint = (
             partial(transaction.atomic, using=using)
-            if step.needs_savepoint and not self.worker
+            if step.needs_savepoint and self.group is None and not self.worker
             else nullcontext
         )
         deadline = None if step.timeout is None else time.perf_counter() + step.timeout
@@ -492,15 +647,12 @@ class _Run:
             effect_token = _effect_key.set(self._claim(step).key)
         token = _step_deadline.set(deadline)
         try:
-            retry = step.retry
             while True:
                 try:
                     with statement_budget(using, self._remaining(deadline)), savepoint():
                         returned = self._call(step, ctx)
                         if deadline is not None and time.perf_counter() > deadline:
-                            raise StepTimeout(
-                                f"Step {step.name!r} took longer than its {step.timeout} s budget."
-                            )
+                            raise _timed_out(step)
                     return returned
                 except Exception as exc:
                     if (
@@ -513,18 +665,9 @@ class _Run:
                         raise StepTimeout(
                             f"Step {step.name!r} ran out of its {step.timeout} s budget."
                         ) from exc
-                    if (
-                        retry is None
-                        or record.attempts >= retry.attempts
-                        or not isinstance(exc, retry.on)
-                    ):
+                    wait = self._retry_delay(step, record, exc, deadline, metrics)
+                    if wait is None or sleep_unless_cancelled(wait):
                         raise
-                    wait = retry.delay(record.attempts)
-                    if deadline is not None and time.perf_counter() + wait > deadline:
-                        raise
-                    if metrics is not None:
-                        metrics.retries.inc()
-                    time.sleep(wait)
                     record.attempts += 1
         finally:
             _step_deadline.reset(token)
@@ -549,6 +692,38 @@ class _Run:
     @staticmethod
     def _remaining(deadline: float | None) -> float | None:
         return None if deadline is None else max(0.001, deadline - time.perf_counter())
+
+    @staticmethod
+    def _skips(
+        step: Step[Any], ctx: OperationContext, record: StepRecord, metrics: StepMetrics | None
+    ) -> bool:
+        """True (and the step recorded as skipped) when its condition is false."""
+        if step.when is None or step.when(ctx):
+            return False
+        record.status, record.attempts = "skipped", 0
+        if metrics is not None:
+            metrics.skipped.inc()
+        return True
+
+    @staticmethod
+    def _retry_delay(
+        step: Step[Any],
+        record: StepRecord,
+        exc: Exception,
+        deadline: float | None,
+        metrics: StepMetrics | None,
+    ) -> float | None:
+        """Seconds to wait before retrying after ``exc``; None when it is not retried
+        (not a listed type, no attempts left, or the wait would outlast the budget)."""
+        retry = step.retry
+        if retry is None or record.attempts >= retry.attempts or not isinstance(exc, retry.on):
+            return None
+        wait = retry.delay(record.attempts)
+        if deadline is not None and time.perf_counter() + wait > deadline:
+            return None
+        if metrics is not None:
+            metrics.retries.inc()
+        return wait
 
     def _fail(
         self,
@@ -580,7 +755,9 @@ class _Run:
             effect = self.effects.get(step.name)
             try:
                 if step.compensate is not None and record.error is None:
-                    step.compensate(self.ctx)
+                    done = step.compensate(self.ctx)
+                    if inspect.isawaitable(done):
+                        run_coroutine(_awaited(done))
                 elif step.recover is not None and effect is not None:
                     step.recover(effect)
             except Exception as exc:

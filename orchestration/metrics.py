@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from orchestration.steps import NAME
+from orchestration.steps import NAME, Parallel
 
 if TYPE_CHECKING:
     from orchestration.steps import Step
@@ -78,6 +78,12 @@ COMPENSATIONS = Counter(
     "orchestrator_compensations",
     "Compensations run after a critical failure, by outcome (ok, failed).",
     ["orchestrator", "step", "outcome"],
+)
+GROUP_DURATION = Histogram(
+    "orchestrator_group_duration_seconds",
+    "Wall time of a parallel group: from starting its steps until the last one ended.",
+    ["orchestrator", "group", "outcome"],
+    buckets=BUCKETS,
 )
 IN_PROGRESS = Gauge(
     "orchestrator_in_progress",
@@ -160,7 +166,7 @@ class StepMetrics:
 class OrchestratorMetrics:
     """The label children of one orchestrator, steps resolved on first use."""
 
-    __slots__ = ("_pipeline", "duration", "in_progress", "name", "steps")
+    __slots__ = ("_pipeline", "duration", "groups", "in_progress", "name", "steps")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -170,15 +176,33 @@ class OrchestratorMetrics:
         }
         self.in_progress = IN_PROGRESS.labels(name)
         self.steps: dict[tuple[str, bool], StepMetrics] = {}
-        self._pipeline: tuple[Sequence[Step[Any]], tuple[StepMetrics, ...]] = ((), ())
+        self.groups: dict[str, dict[str, Histogram]] = {}
+        self._pipeline: tuple[Sequence[Step[Any]], tuple[StepMetrics | None, ...]] = ((), ())
 
-    def for_steps(self, steps: Sequence[Step[Any]]) -> tuple[StepMetrics, ...]:
-        """The children of each step of ``steps``, in order; resolved once per pipeline."""
+    def for_steps(self, steps: Sequence[Step[Any]]) -> tuple[StepMetrics | None, ...]:
+        """The children of each step of ``steps``, in order; resolved once per pipeline.
+
+        A parallel group has none (None): its steps have theirs, and its wall
+        time is ``orchestrator_group_duration_seconds``.
+        """
         pipeline, children = self._pipeline
         if pipeline is not steps:
-            children = tuple(self.step(step.name, critical=step.critical) for step in steps)
+            children = tuple(
+                None if isinstance(step, Parallel) else self.step(step.name, critical=step.critical)
+                for step in steps
+            )
             self._pipeline = (steps, children)
         return children
+
+    def group(self, name: str) -> dict[str, Histogram]:
+        """The wall-time children of parallel group ``name``, by outcome (ok, failed)."""
+        found = self.groups.get(name)
+        if found is None:
+            found = self.groups[name] = {
+                outcome: GROUP_DURATION.labels(self.name, name, outcome)
+                for outcome in ("ok", "failed")
+            }
+        return found
 
     def step(self, name: str, *, critical: bool) -> StepMetrics:
         key = (name, critical)

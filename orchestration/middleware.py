@@ -6,11 +6,14 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from contextvars import Token
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.http.response import HttpResponseRedirectBase
 from django.middleware import common
+from django.utils.deprecation import MiddlewareMixin
 from django.utils.http import escape_leading_slashes
 
 from orchestration.context import collected_runs, current_request_id, new_request_id
@@ -37,27 +40,61 @@ class TimingMiddleware:
     """Give every response ``X-Request-ID`` and ``Server-Timing``.
 
     The request id is set for the duration of the request, so log records
-    (see ``RequestIdFilter``) and orchestrator runs carry it.
+    (see ``RequestIdFilter``) and orchestrator runs carry it. Sync and async:
+    under ASGI an async view stays on the event loop.
     """
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
+    sync_capable = True
+    async_capable = True
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        started, tokens, runs = self._enter(request)
+        try:
+            response = self.get_response(request)
+        finally:
+            self._exit(tokens)
+        return self._finish(request, response, started, runs)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        started, tokens, runs = self._enter(request)
+        try:
+            response = await self.get_response(request)
+        finally:
+            self._exit(tokens)
+        return self._finish(request, response, started, runs)
+
+    @staticmethod
+    def _enter(request: HttpRequest) -> tuple[int, tuple[Token[Any], ...], list[Any]]:
         started = time.perf_counter_ns()
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if WELL_FORMED_REQUEST_ID.match(incoming) else new_request_id()
         request.request_id = request_id  # type: ignore[attr-defined]
         runs: list[OrchestratorResult[Any]] = []
-        id_token = current_request_id.set(request_id)
-        runs_token = collected_runs.set(runs)
-        try:
-            response = self.get_response(request)
-        finally:
-            collected_runs.reset(runs_token)
-            current_request_id.reset(id_token)
+        tokens = (current_request_id.set(request_id), collected_runs.set(runs))
+        return started, tokens, runs
+
+    @staticmethod
+    def _exit(tokens: tuple[Token[Any], ...]) -> None:
+        id_token, runs_token = tokens
+        collected_runs.reset(runs_token)
+        current_request_id.reset(id_token)
+
+    @staticmethod
+    def _finish(
+        request: HttpRequest,
+        response: HttpResponse,
+        started: int,
+        runs: list[OrchestratorResult[Any]],
+    ) -> HttpResponse:
         total_ms = (time.perf_counter_ns() - started) / 1e6
-        response["X-Request-ID"] = request_id
+        response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
         response["Server-Timing"] = server_timing(total_ms, runs)
         return response
 
@@ -87,19 +124,17 @@ class CommonMiddleware(common.CommonMiddleware):
         return super().process_response(request, response)
 
 
-class RequestBodyMiddleware:
+class RequestBodyMiddleware(MiddlewareMixin):
     """A chunked body without ``Content-Length`` is refused with 411.
 
     Django reads a request body only up to its ``Content-Length``: without one
     the body would be read as empty and the request handled as if it had none.
     A buffering proxy (nginx in ``make serve``) reads chunked bodies and passes
-    them on with a length, so behind it they are accepted.
+    them on with a length, so behind it they are accepted. Sync and async (the
+    mixin's), so that under ASGI an async view stays on the event loop.
     """
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def process_request(self, request: HttpRequest) -> HttpResponse | None:
         if "HTTP_TRANSFER_ENCODING" in request.META and not request.META.get("CONTENT_LENGTH"):
             return JsonResponse(
                 error_body(
@@ -108,4 +143,4 @@ class RequestBodyMiddleware:
                 ),
                 status=411,
             )
-        return self.get_response(request)
+        return None

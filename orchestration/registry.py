@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from string import ascii_lowercase
 from typing import TYPE_CHECKING, Any
 
 from orchestration.errors import DefinitionError
@@ -68,6 +69,15 @@ def isolated() -> Iterator[None]:
     finally:
         _registry.clear()
         _registry.update(saved)
+
+
+def numbered(steps: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Described steps with their numbers: ``("1.", step)``, ...; a parallel group is
+    ``("2.", group)`` followed by its steps ``("2a.", step)``, ``("2b.", step)``."""
+    for number, step in enumerate(steps, start=1):
+        yield f"{number}.", step
+        for letter, branch in zip(ascii_lowercase, step.get("branches") or (), strict=False):
+            yield f"{number}{letter}.", branch
 
 
 def describe(cls: type[BaseOrchestrator[Any, Any, Any]]) -> dict[str, Any]:

@@ -9,7 +9,9 @@ from orchestration.context import StepError
 
 ResultT = TypeVar("ResultT")
 
-StepStatus = Literal["ok", "failed", "skipped", "timed_out", "compensated", "queued"]
+StepStatus = Literal[
+    "ok", "failed", "skipped", "timed_out", "compensated", "queued", "deferred", "cancelled"
+]
 
 
 @dataclass(slots=True, eq=False)
@@ -20,6 +22,11 @@ class StepRecord:
     run's transaction and a task worker runs it once that commits. ``compensation`` is None, or
     ``"failed"`` when the step's compensation raised (``compensation_error``
     says why); a step whose compensation succeeded has status ``compensated``.
+
+    A parallel group has a record of its own (``kind="group"``, its wall time
+    as ``duration_ms``), followed by its steps' records, in declared order,
+    whose ``group`` names it. A step of a group that never started, because
+    another step of the group failed critically, has status ``cancelled``.
     """
 
     name: str
@@ -30,6 +37,8 @@ class StepRecord:
     error: StepError | None = None
     compensation: Literal["failed"] | None = None
     compensation_error: str | None = None
+    kind: Literal["step", "group"] = "step"
+    group: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -40,6 +49,8 @@ class StepRecord:
             "duration_ms": self.duration_ms,
             "error": None if self.error is None else self.error.as_dict(),
             "compensation": self.compensation,
+            "kind": self.kind,
+            "group": self.group,
         }
 
 
@@ -64,7 +75,7 @@ class OrchestratorResult(Generic[ResultT]):
         return {
             record.name: record.duration_ms
             for record in self.steps
-            if record.status not in ("skipped", "queued")
+            if record.status not in ("skipped", "queued", "deferred", "cancelled")
         }
 
     @property

@@ -1,4 +1,5 @@
-"""Pipeline steps, retry policies and the rules a pipeline's declaration must follow."""
+"""Pipeline steps, parallel groups, retry policies and the rules a pipeline's declaration
+must follow."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from asgiref.sync import iscoroutinefunction
 
 from orchestration.errors import DefinitionError, ServiceUnavailable
 
@@ -61,10 +64,14 @@ class Step(Generic[CtxT]):
     """One stage of a pipeline.
 
     ``critical`` defaults to True on purpose: a step is best effort only when
-    its author says so. ``recover`` makes the step *journaled*: its intent is
-    recorded before it runs, its operation sends ``ctx.effect_key()`` to the
-    external system, and ``recover(effect)`` undoes the effect knowing only that
-    key, in a process that never saw the run (see ``orchestration.journal``).
+    its author says so. ``operation`` may be an ``async def`` function (see
+    ``BaseOrchestrator.aexecute``). ``outputs`` names the context fields the
+    operation sets: a step inside a ``Parallel`` group works on a copy of the
+    context, and only these fields are merged back. ``recover`` makes the step
+    *journaled*: its intent is recorded before it runs, its operation sends
+    ``ctx.effect_key()`` to the external system, and ``recover(effect)`` undoes
+    the effect knowing only that key, in a process that never saw the run (see
+    ``orchestration.journal``).
     In the run's own process ``compensate(ctx)`` is preferred when given.
     An ``after_commit`` step runs later in a task worker,
     on a context rebuilt from the fields it names in ``uses`` (plus
@@ -79,6 +86,9 @@ class Step(Generic[CtxT]):
     compensate: Callable[[CtxT], Any] | None = None
     after_commit: bool = False
     timeout: float | None = None
+    outputs: tuple[str, ...] = ()
+    #: The operation is a coroutine function: awaited with a real (cancelling) timeout.
+    is_async: bool = field(init=False, default=False, repr=False, compare=False)
     recover: Callable[[Effect], Any] | None = None
     uses: tuple[str, ...] = ()
     #: A critical step with no condition, retry, timeout or deferral: the engine's
@@ -111,8 +121,18 @@ class Step(Generic[CtxT]):
                 f"Step {self.name!r}: uses names the context fields an after-commit step "
                 "needs in its worker; other steps see the whole context."
             )
+        if isinstance(self.outputs, str) or not all(
+            isinstance(name, str) and name.isidentifier() for name in self.outputs
+        ):
+            raise DefinitionError(
+                f"Step {self.name!r}: outputs must be a tuple of context field names."
+            )
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        is_async = iscoroutinefunction(self.operation)
+        object.__setattr__(self, "is_async", is_async)
         plain = self.critical and not self.after_commit and self.when is None
-        plain = plain and self.retry is None and self.timeout is None and self.recover is None
+        plain = plain and self.retry is None and self.timeout is None and not is_async
+        plain = plain and self.recover is None
         object.__setattr__(self, "plain", plain)
 
     @property
@@ -140,6 +160,72 @@ class Step(Generic[CtxT]):
             "after_commit": self.after_commit,
             "timeout": self.timeout,
             "uses": list(self.uses),
+            "asynchronous": self.is_async,
+            "outputs": list(self.outputs),
+        }
+
+
+def _run_by_the_engine(ctx: Any) -> Any:
+    raise TypeError("A Parallel group is run by the engine, not called.")
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class Parallel(Step[CtxT]):
+    """Independent steps that run concurrently: ``Parallel("quotes", Step(...), Step(...))``.
+
+    Each branch keeps its own flags, retry, timeout and compensation, and works
+    on its own copy of the context; when all branches are done, the fields each
+    one declares in ``outputs`` are merged back in declared order (two branches
+    may not declare the same field). Sync operations run on worker threads,
+    async ones on the event loop. Branches must not use the database: the run's
+    transaction belongs to the run's thread, so a query from a branch is refused.
+
+    The group is critical when one of its branches is; ``when`` skips the whole
+    group. A group is a pipeline entry like a step (it has a name, a record in
+    the result and its wall time as a metric), so code that lists steps sees it.
+    """
+
+    branches: tuple[Step[CtxT], ...] = ()
+
+    def __init__(
+        self, name: str, *branches: Step[CtxT], when: Callable[[CtxT], bool] | None = None
+    ) -> None:
+        critical = any(isinstance(branch, Step) and branch.critical for branch in branches)
+        Step.__init__(self, name, _run_by_the_engine, critical=critical, when=when)
+        object.__setattr__(self, "branches", tuple(branches))
+        object.__setattr__(self, "plain", False)
+        if len(self.branches) < 2:
+            raise DefinitionError(f"Parallel group {name!r} needs at least two steps.")
+        written: dict[str, str] = {}
+        for branch in self.branches:
+            if not isinstance(branch, Step) or isinstance(branch, Parallel):
+                raise DefinitionError(
+                    f"Parallel group {name!r}: {branch!r} is not a Step (groups do not nest)."
+                )
+            if branch.after_commit:
+                raise DefinitionError(
+                    f"Parallel group {name!r}: step {branch.name!r} runs after commit; "
+                    "declare it outside the group."
+                )
+            if branch.recover is not None:
+                raise DefinitionError(
+                    f"Parallel group {name!r}: step {branch.name!r} is journaled (recover=), "
+                    "and the journal is written through the database, which steps of a "
+                    "group may not use; declare it outside the group."
+                )
+            for output in branch.outputs:
+                if output in written:
+                    raise DefinitionError(
+                        f"Parallel group {name!r}: steps {written[output]!r} and "
+                        f"{branch.name!r} both write {output!r}; a field has one writer."
+                    )
+                written[output] = branch.name
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **Step.describe(self),
+            "operation": None,
+            "branches": [branch.describe() for branch in self.branches],
         }
 
 
@@ -164,6 +250,8 @@ def flag_words(step: Mapping[str, Any]) -> list[str]:
         words.append("after commit")
     if step["timeout"] is not None:
         words.append(f"{step['timeout']:g} s budget")
+    if step.get("asynchronous"):
+        words.append("async")
     return words
 
 
@@ -178,7 +266,11 @@ def validate_pipeline(owner: str, steps: Sequence[Step[Any]]) -> None:
     if not steps:
         raise DefinitionError(f"{owner}: the pipeline has no steps.")
     seen: set[str] = set()
-    for step in steps:
+    entries = [*steps]
+    for entry in steps:
+        if isinstance(entry, Parallel):
+            entries.extend(entry.branches)
+    for step in entries:
         if not isinstance(step, Step):
             raise DefinitionError(f"{owner}: pipeline entry {step!r} is not a Step.")
         if step.name == TRANSACTION_STEP:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from django.conf import settings
 
-from orchestration import BaseOrchestrator, OrchestratorResult, Retry, ServiceUnavailable, Step
+from orchestration import (
+    BaseOrchestrator,
+    OrchestratorResult,
+    Parallel,
+    Retry,
+    ServiceUnavailable,
+    Step,
+)
 from orders.models import Order
 from orders.notifications import owner_has_email
 from orders.operations.charge_payment import charge_payment, refund_charge, refund_lost_charge
@@ -19,13 +26,23 @@ from orders.operations.load_order import load_order
 from orders.operations.mark_cancelled import mark_cancelled
 from orders.operations.mark_paid import mark_paid
 from orders.operations.notify_cancellation import notify_cancellation
+from orders.operations.quote_shipping import aquote_shipping, quote_shipping
+from orders.operations.quote_tax import aquote_tax, quote_tax
 from orders.operations.refund_order import refund_order, was_charged
 from orders.operations.reserve_stock import reserve_stock
 from orders.operations.restock import restock
 from orders.operations.send_confirmation import send_confirmation
 from orders.operations.track_analytics import track_analytics
 from orders.operations.validate_order import validate_order
-from orders.types import CancelOrderContext, CancelOrderInput, CreateOrderContext, CreateOrderInput
+from orders.operations.validate_quote import validate_quote
+from orders.types import (
+    CancelOrderContext,
+    CancelOrderInput,
+    CreateOrderContext,
+    CreateOrderInput,
+    QuoteContext,
+    QuoteInput,
+)
 
 #: The payment processor is retried on transient errors only: a declined card
 #: (PaymentRequired) fails at once.
@@ -136,3 +153,51 @@ class CancelOrder(BaseOrchestrator[CancelOrderContext, Order, CancelOrderInput])
         self, ctx: CancelOrderContext, result: OrchestratorResult[Order]
     ) -> Order | None:
         return ctx.order  # loaded, not created: it exists whatever the outcome
+
+
+#: Seconds each quote service may take, retries included, before the quote fails (503).
+QUOTE_BUDGET = 2.0
+QUOTE_RETRY = Retry(attempts=2, backoff=0.05, max_backoff=0.2, on=(ServiceUnavailable,))
+
+
+def quote_pipeline(
+    shipping: Callable[[QuoteContext], Any], tax: Callable[[QuoteContext], Any]
+) -> tuple[Step[QuoteContext], ...]:
+    """Validate, then ask the carrier and the tax service at the same time."""
+    return (
+        Step("validate_quote", validate_quote),
+        Parallel(
+            "quotes",
+            Step(
+                "quote_shipping",
+                shipping,
+                outputs=("shipping",),
+                retry=QUOTE_RETRY,
+                timeout=QUOTE_BUDGET,
+            ),
+            Step("quote_tax", tax, outputs=("tax",), retry=QUOTE_RETRY, timeout=QUOTE_BUDGET),
+        ),
+    )
+
+
+class Quote(BaseOrchestrator[QuoteContext, dict[str, Any], QuoteInput]):
+    """Price a cart delivered to a country; shipping and tax are asked at the same time.
+
+    Nothing is written, so the run needs no transaction.
+    """
+
+    atomic = False
+    pipeline: ClassVar[Sequence[Step[QuoteContext]]] = quote_pipeline(quote_shipping, quote_tax)
+
+    def initialize_context(self, input: QuoteInput, **kwargs: Any) -> QuoteContext:
+        return QuoteContext(input=input, **kwargs)
+
+    def build_result(self, ctx: QuoteContext) -> dict[str, Any]:
+        return ctx.quote()
+
+
+class AsyncQuote(Quote):
+    """``Quote`` for the async view (``aexecute``): the services are awaited on the event loop."""
+
+    metric_name = "quote_async"
+    pipeline: ClassVar[Sequence[Step[QuoteContext]]] = quote_pipeline(aquote_shipping, aquote_tax)

@@ -9,6 +9,7 @@ from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from orders.models import MAX_LINES, MAX_QUANTITY, Order, OrderItem, Product
+from orders.quotes import TAX_RATES
 
 #: Fields a client might send that the server computes: named in the error
 #: so that nobody believes a sent total or price was used.
@@ -141,6 +142,29 @@ class CreateOrderSerializer(StrictSerializer):
         if errors:
             raise serializers.ValidationError(errors)
         return items
+
+
+class QuoteSerializer(StrictSerializer):
+    """The body of ``POST /api/orders/quote/``: what would these items cost, delivered there?"""
+
+    items: serializers.ListSerializer[Any] = serializers.ListSerializer(
+        child=OrderLineInputSerializer(), allow_empty=False, max_length=MAX_LINES
+    )
+    country = serializers.ChoiceField(
+        choices=sorted(TAX_RATES), help_text="Destination country (ISO 3166-1 alpha-2)."
+    )
+
+    validate_items = CreateOrderSerializer.validate_items
+
+
+class QuoteResultSerializer(serializers.Serializer):
+    """A quote: the goods at catalogue prices, the carrier's price and the VAT on the goods."""
+
+    country = serializers.CharField()
+    subtotal = serializers.DecimalField(max_digits=16, decimal_places=2)
+    shipping = serializers.DecimalField(max_digits=16, decimal_places=2)
+    tax = serializers.DecimalField(max_digits=16, decimal_places=2)
+    total = serializers.DecimalField(max_digits=16, decimal_places=2)
 
 
 class ProductSerializer(serializers.ModelSerializer):

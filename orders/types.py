@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from orchestration import OperationContext
@@ -73,3 +74,33 @@ class CancelOrderContext(OperationContext):
         if self.order is None:
             raise RuntimeError("No order yet: the load_order step has not run.")
         return self.order
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteInput:
+    """A quote request as the client sent it (the parsed body): untrusted until validated."""
+
+    data: Any
+
+
+@dataclass(kw_only=True, eq=False)
+class QuoteContext(OperationContext):
+    input: QuoteInput
+    lines: tuple[OrderLine, ...] = ()
+    country: str = ""
+    units: int = 0
+    subtotal: Decimal = Decimal("0.00")
+    #: Written by the parallel quote steps (their declared outputs).
+    shipping: Decimal | None = None
+    tax: Decimal | None = None
+
+    def quote(self) -> dict[str, Any]:
+        if self.shipping is None or self.tax is None:
+            raise RuntimeError("No quote yet: the quote steps have not run.")
+        return {
+            "country": self.country,
+            "subtotal": self.subtotal,
+            "shipping": self.shipping,
+            "tax": self.tax,
+            "total": self.subtotal + self.shipping + self.tax,
+        }

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.db.models import QuerySet, prefetch_related_objects
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, generics, permissions, status
 from rest_framework.request import Request
@@ -17,17 +20,25 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
 from orchestration import OrchestratorResult, StepError
-from orchestration.drf import envelope_response, error_responses, orchestrated_schema
+from orchestration.drf import (
+    envelope,
+    envelope_response,
+    error_body,
+    error_responses,
+    orchestrated_schema,
+)
 from orders import idempotency
 from orders.models import ORDER_NOT_FOUND, Order, Product
-from orders.orchestrators import CancelOrder, CreateOrder
+from orders.orchestrators import AsyncQuote, CancelOrder, CreateOrder, Quote
 from orders.serializers import (
     MAX_ID,
     CreateOrderSerializer,
     OrderSerializer,
     ProductSerializer,
+    QuoteResultSerializer,
+    QuoteSerializer,
 )
-from orders.types import CancelOrderInput, CreateOrderInput
+from orders.types import CancelOrderInput, CreateOrderInput, QuoteInput
 
 CREATE_DESCRIPTION = """\
 Places an order for the signed-in user and pays it. Prices and the total are
@@ -49,6 +60,14 @@ order was committed (the database went away, for example), `data` holds only
 the order's `id`, `status` and `total` and `warnings` holds a
 `response_incomplete` warning: the full order is at `GET /api/orders/{id}/`,
 and a retry with the same `Idempotency-Key` returns it."""
+
+QUOTE_DESCRIPTION = """\
+Prices a cart delivered to a country without placing an order: the goods at
+catalogue prices, the carrier's shipping price and the VAT on the goods. The
+carrier and the tax service are asked at the same time (a parallel group), so
+the answer takes about as long as the slower of the two, not their sum. Open to
+anyone: no token is needed. `POST /api/orders/quote/async/` gives the same
+answer from an async view, for an ASGI server."""
 
 CANCEL_DESCRIPTION = """\
 Cancels one of the signed-in user's paid orders: the stock is put back and the
@@ -203,6 +222,50 @@ class CancelOrderView(APIView):
     def post(self, request: Request, pk: int) -> Response:
         result = CancelOrder().execute(CancelOrderInput(order_id=pk), user=request.user)
         return render_order_result(result)
+
+
+def quote_body(result: OrchestratorResult[Any]) -> dict[str, Any]:
+    """The envelope of a quote, amounts as decimal strings."""
+    if result.success and result.data is not None:
+        result = dataclasses.replace(result, data=QuoteResultSerializer(result.data).data)
+    return envelope(result)
+
+
+class QuoteView(APIView):
+    permission_classes = (permissions.AllowAny,)
+
+    @orchestrated_schema(
+        Quote,
+        data=QuoteResultSerializer,
+        request=QuoteSerializer,
+        errors=(400, 413, 415, 503, 500),
+        summary="Quote a cart",
+        description=QUOTE_DESCRIPTION,
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        user = request.user if request.user.is_authenticated else None
+        result = Quote().execute(QuoteInput(data=request.data), user=user)
+        return Response(quote_body(result), status=result.status_code)
+
+
+@csrf_exempt
+async def quote_async(request: HttpRequest) -> HttpResponse:
+    """``QuoteView`` as an async view: the pipeline is awaited (``aexecute``)."""
+    if request.method != "POST":
+        body = error_body("method_not_allowed", f'Method "{request.method}" not allowed.')
+        return JsonResponse(body, status=405, headers={"Allow": "POST"})
+    if request.content_type != "application/json":
+        body = error_body("unsupported_media_type", "Send the body as application/json.")
+        return JsonResponse(body, status=415)
+    try:
+        data = json.loads(request.body)
+    except RequestDataTooBig:
+        return JsonResponse(error_body("payload_too_large", "The body is too large."), status=413)
+    except (ValueError, RecursionError):
+        return JsonResponse(error_body("parse_error", "The body is not valid JSON."), status=400)
+    result = await AsyncQuote().aexecute(QuoteInput(data=data))
+    return JsonResponse(quote_body(result), status=result.status_code)
 
 
 class ProductCatalogueView(generics.GenericAPIView):

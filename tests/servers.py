@@ -6,6 +6,8 @@ production-like (``DJANGO_DEBUG`` off) on a database of its own that the
 caller migrates: an SQLite file, or a PostgreSQL database named
 ``<name>_it`` next to the one ``DATABASE_URL`` names.
 
+``running_uvicorn`` serves the same app over ASGI.
+
 Usage::
 
     env = app_env(database_url=prepare_database(tmp_path))
@@ -245,6 +247,28 @@ def running_gunicorn(
         process, log_path = stack.enter_context(
             _process(command, env=env, ready_url=f"{url}/health/", timeout=timeout, log_dir=log_dir)
         )
+        yield RunningServer(url=url, port=port, pid=process.pid, log_path=log_path)
+
+
+@contextmanager
+def running_uvicorn(
+    env: Mapping[str, str], *, log_dir: Path, timeout: float = 60
+) -> Iterator[RunningServer]:
+    """The app under uvicorn (``config.asgi``), ready when ``/health/`` answers."""
+    port = free_port()
+    command = [
+        str(BIN / "uvicorn"),
+        "config.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+    ]
+    url = f"http://127.0.0.1:{port}"
+    with _process(
+        command, env=env, ready_url=f"{url}/health/", timeout=timeout, log_dir=log_dir
+    ) as (process, log_path):
         yield RunningServer(url=url, port=port, pid=process.pid, log_path=log_path)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 
-from orchestration.dashboards.panels import http, queued, runs, steps
+from orchestration.dashboards.panels import groups, http, queued, runs, steps
 from orchestration.dashboards.promql import JOB, RUNS, Scope
 from orchestration.dashboards.specs import OrchestratorSpec
 from orchestration.dashboards.widgets import (
@@ -74,11 +74,14 @@ def orchestrator_dashboard(spec: OrchestratorSpec) -> Dashboard:
             ),
         ),
     ]
-    pipeline = "; ".join(f"{step.name} ({step.kind})" for step in spec.steps)
+    if spec.groups:
+        sections.append(
+            Section("Parallel groups", [groups.wall_time(scope, group) for group in spec.groups])
+        )
     return dashboard(
         f"Orchestrator: {spec.name}",
         dashboard_uid(spec.name),
-        f"{spec.class_path}. Pipeline: {pipeline}.",
+        f"{spec.class_path}. Pipeline: {spec.pipeline_text()}.",
         sections,
     )
 

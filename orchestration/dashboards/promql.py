@@ -28,6 +28,7 @@ JOB = 'job=~"$job"'
 RUNS = "orchestrator_duration_seconds_count"
 RUN_SECONDS = "orchestrator_duration_seconds"
 STEP_SECONDS = "orchestrator_step_duration_seconds"
+GROUP_SECONDS = "orchestrator_group_duration_seconds"
 STEP_FAILURES = "orchestrator_step_failures_total"
 STEP_RETRIES = "orchestrator_step_retries_total"
 STEP_SKIPPED = "orchestrator_step_skipped_total"

@@ -13,16 +13,24 @@ from orchestration.steps import flag_words
 
 
 def format_table(descriptions: list[dict[str, Any]]) -> str:
-    """One block per orchestrator: name, class, transaction mode, then its numbered steps."""
+    """One block per orchestrator: name, class, transaction mode, then its numbered steps.
+
+    A parallel group is one numbered entry; its steps follow as 2a, 2b, ...
+    """
     if not descriptions:
         return "No orchestrators are registered."
     blocks = []
     for description in descriptions:
         mode = "atomic" if description["atomic"] else "not atomic"
         lines = [f"{description['name']}  {description['class']}  ({mode})"]
-        width = max(len(step["name"]) for step in description["steps"])
-        for number, step in enumerate(description["steps"], start=1):
-            lines.append(f"  {number}. {step['name']:<{width}}  {', '.join(flag_words(step))}")
+        rows = list(registry.numbered(description["steps"]))
+        width = max(len(label) + len(step["name"]) for label, step in rows)
+        for label, step in rows:
+            name = f"{label} {step['name']}".ljust(width + 1)
+            if step.get("branches"):
+                lines.append(f"  {name}  parallel group: {len(step['branches'])} steps at once")
+            else:
+                lines.append(f"  {name}  {', '.join(flag_words(step))}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
