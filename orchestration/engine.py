@@ -649,7 +649,9 @@ class _Run:
         try:
             while True:
                 try:
-                    with statement_budget(using, self._remaining(deadline)), savepoint():
+                    # A parallel branch stays off the database: no statement budget there.
+                    budget = self._remaining(deadline) if self.group is None else None
+                    with statement_budget(using, budget), savepoint():
                         returned = self._call(step, ctx)
                         if deadline is not None and time.perf_counter() > deadline:
                             raise _timed_out(step)
