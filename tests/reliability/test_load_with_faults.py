@@ -111,6 +111,10 @@ def test_every_answer_matches_the_database(tmp_path: Path) -> None:
         EMAIL_URL=f"smtp://127.0.0.1:{mail_port}",
         EMAIL_TIMEOUT="2",
         PAYMENT_GATEWAY="tests.reliability.flaky_gateway.FlakyGateway",
+        # The client sees the outage only when all three attempts of the retry policy
+        # fail: at 0.6 about one charge in five, so a run of a few dozen charges shows
+        # it all but surely (at 0.4, one in sixteen: some runs showed none).
+        FLAKY_GATEWAY_FAILURE_RATE="0.6",
         LOG_LEVEL="ERROR",
     )
     try:
