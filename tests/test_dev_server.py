@@ -61,7 +61,7 @@ def test_make_run_serves_on_the_port_given(dev_server):
 
     assert status == 200
     assert body == b'{"status": "ok"}'
-    assert log_lines(log_path, f"runserver 127.0.0.1:{url.rsplit(':', 1)[1]}")
+    assert log_lines(log_path, f"Starting development server at {url}/")
 
 
 def test_an_error_response_is_logged_once_with_its_request_id(dev_server):
