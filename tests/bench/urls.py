@@ -6,8 +6,9 @@ from config.urls import urlpatterns as project_urlpatterns
 from tests.bench.dbos_orders import DBOSCreateOrderView
 from tests.bench.inline_orders import InlineCreateOrderView
 
+#: Before the project's own: those end with the JSON 404 for any other ``/api/`` path.
 urlpatterns = [
-    *project_urlpatterns,
     path("api/bench/inline-orders/", InlineCreateOrderView.as_view(), name="bench-inline-orders"),
     path("api/bench/dbos-orders/", DBOSCreateOrderView.as_view(), name="bench-dbos-orders"),
+    *project_urlpatterns,
 ]
