@@ -7,8 +7,8 @@ socket down when an overall deadline passes: the blocked read returns at once
 and the client library raises its own connection error, which callers already
 handle. One watchdog thread per process serves every deadline.
 
-``statement_budget`` bounds the queries of a step with a time budget on
-PostgreSQL (``statement_timeout``, local to the transaction when there is one).
+A step's own statement budget (``statement_timeout``) is set by
+``orchestration.scope``, at the step's first query.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-from django.db import DatabaseError, connections
 
 logger = logging.getLogger("orchestration")
 
@@ -114,33 +112,3 @@ def arm(fileno: int, seconds: float) -> int:
 def release(token: int) -> bool:
     """End a deadline started by ``arm``; False when it had already fired."""
     return _watchdog.disarm(token)
-
-
-@contextmanager
-def statement_budget(using: str, seconds: float | None) -> Iterator[None]:
-    """On PostgreSQL, no query of the block runs longer than ``seconds``.
-
-    Inside a transaction the setting is local to it (``set_config(..., true)``,
-    i.e. ``SET LOCAL``) and restored when the block ends, so the rest of the
-    run keeps the configured default; outside one it is set for the session and
-    restored too. Elsewhere (SQLite) this does nothing.
-    """
-    connection = connections[using]
-    if seconds is None or connection.vendor != "postgresql":
-        yield
-        return
-    local = connection.in_atomic_block
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT current_setting('statement_timeout'), set_config('statement_timeout', %s, %s)",
-            [f"{max(1, int(seconds * 1000))}ms", local],
-        )
-        previous = cursor.fetchone()[0]
-    try:
-        yield
-    finally:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT set_config('statement_timeout', %s, %s)", [previous, local])
-        except DatabaseError:
-            pass  # an aborted transaction drops its local setting when it rolls back

@@ -34,8 +34,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Coroutine, Iterable, Sequence
-from contextlib import nullcontext
-from functools import cache, partial
+from functools import cache
 from types import new_class
 from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
@@ -56,7 +55,6 @@ from orchestration.context import (
     remaining_budget,
     sleep_unless_cancelled,
 )
-from orchestration.deadlines import statement_budget
 from orchestration.errors import (
     DefinitionError,
     InternalError,
@@ -69,6 +67,7 @@ from orchestration.errors import (
 from orchestration.metrics import OrchestratorMetrics, StepMetrics
 from orchestration.result import OrchestratorResult, StepRecord
 from orchestration.runs import run_finished
+from orchestration.scope import StepScope
 from orchestration.steps import (
     NAME,
     TRANSACTION_STEP,
@@ -637,21 +636,18 @@ class _Run:
         if self._skips(step, ctx, record, metrics):
             return None
         using = self.orchestrator.database
-        savepoint = (
-            partial(transaction.atomic, using=using)
-            if step.needs_savepoint and self.group is None and not self.worker
-            else nullcontext
-        )
+        savepoint = step.needs_savepoint and self.group is None and not self.worker
         deadline = None if step.timeout is None else time.perf_counter() + step.timeout
+        # A parallel branch stays off the database: no statement budget there.
+        query_deadline = deadline if self.group is None else None
         if step.recover is not None:
             effect_token = _effect_key.set(self._claim(step).key)
         token = _step_deadline.set(deadline)
         try:
             while True:
                 try:
-                    # A parallel branch stays off the database: no statement budget there.
-                    budget = self._remaining(deadline) if self.group is None else None
-                    with statement_budget(using, budget), savepoint():
+                    # The savepoint and the statement budget open at the first query.
+                    with StepScope(using, savepoint=savepoint, deadline=query_deadline):
                         returned = self._call(step, ctx)
                         if deadline is not None and time.perf_counter() > deadline:
                             raise _timed_out(step)
@@ -690,10 +686,6 @@ class _Run:
         )
         self.effects[step.name] = effect
         return effect
-
-    @staticmethod
-    def _remaining(deadline: float | None) -> float | None:
-        return None if deadline is None else max(0.001, deadline - time.perf_counter())
 
     @staticmethod
     def _skips(
