@@ -10,6 +10,8 @@
 | orchestration.W002 | warning | (``--deploy``) metrics exported without ``METRICS_TOKEN`` |
 | orchestration.E004 | error | ``RUN_RECORD_SAMPLE_RATE`` is not between 0 and 1 |
 | orchestration.E005 | error | ``RUN_RECORD_RETENTION_DAYS`` is less than 1 |
+| orchestration.E006 | error | ``QUEUE_RETENTION_DAYS`` is less than 1 |
+| orchestration.E007 | error | ``PURGE_EVERY`` is negative |
 """
 
 from __future__ import annotations
@@ -119,6 +121,31 @@ def check_run_records(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
                 f"not {config['RUN_RECORD_RETENTION_DAYS']!r}.",
                 hint="purge_run_records deletes the records older than this many days.",
                 id="orchestration.E005",
+            )
+        )
+    return messages
+
+
+@register(Tags.compatibility)
+def check_queue_retention(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    config = get_config()
+    messages: list[CheckMessage] = []
+    if config["QUEUE_RETENTION_DAYS"] < 1:
+        messages.append(
+            Error(
+                f"{SETTING}['QUEUE_RETENTION_DAYS'] must be at least 1, "
+                f"not {config['QUEUE_RETENTION_DAYS']!r}.",
+                hint="The periodic purge deletes the queued steps that finished longer ago "
+                "than this many days.",
+                id="orchestration.E006",
+            )
+        )
+    if config["PURGE_EVERY"] < 0:
+        messages.append(
+            Error(
+                f"{SETTING}['PURGE_EVERY'] must not be negative, not {config['PURGE_EVERY']!r}.",
+                hint="Seconds between the purges the relay triggers; 0 turns them off.",
+                id="orchestration.E007",
             )
         )
     return messages

@@ -38,7 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "RUN_RECORDS": True,
     # The probability with which a successful run is recorded (0 to 1).
     "RUN_RECORD_SAMPLE_RATE": 0.01,
-    # Days ``purge_run_records`` keeps.
+    # Days ``purge_run_records`` (and the periodic purge) keeps run records.
     "RUN_RECORD_RETENTION_DAYS": 30,
     # OpenTelemetry spans per run and step, when a tracer provider is configured.
     "TRACING": True,
@@ -51,6 +51,10 @@ DEFAULTS: dict[str, Any] = {
     "QUEUE_LEASE_GRACE": 30.0,
     # and deliveries of a step that keeps failing with a 503-class error before it fails.
     "QUEUE_MAX_ATTEMPTS": 5,
+    # Days a finished (done or failed) queued step is kept; queued and running ones stay.
+    "QUEUE_RETENTION_DAYS": 30,
+    # Seconds between the purges the relay triggers (``orchestration.retention``); 0: none.
+    "PURGE_EVERY": 3600.0,
 }
 
 #: The type each key must have (``manage.py check`` reports another one).
@@ -68,6 +72,8 @@ TYPES: dict[str, type] = {
     "QUEUE_LEASE": float,
     "QUEUE_LEASE_GRACE": float,
     "QUEUE_MAX_ATTEMPTS": int,
+    "QUEUE_RETENTION_DAYS": int,
+    "PURGE_EVERY": float,
 }
 
 

@@ -174,6 +174,14 @@ class QueuedStep(models.Model):
                 name="queued_step_due_idx",
                 condition=models.Q(state__in=("queued", "running")),
             ),
+            # A run's page looks up its queued steps by the run's request id.
+            models.Index(fields=("request_id",), name="queued_step_request_idx"),
+            # The periodic purge reads only the finished steps, oldest first.
+            models.Index(
+                fields=("finished_at",),
+                name="queued_step_finished_idx",
+                condition=models.Q(state__in=("done", "failed")),
+            ),
         )
 
     def __str__(self) -> str:

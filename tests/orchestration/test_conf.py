@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -88,3 +90,15 @@ def test_a_whole_number_will_do_for_a_number_of_seconds(settings: Any) -> None:
     settings.ORCHESTRATION = {"EFFECT_LEASE": True}
     assert _ids() == ["orchestration.E002"]
     assert get_config()["EFFECT_LEASE"] == DEFAULTS["EFFECT_LEASE"]
+
+
+def test_the_readme_settings_table_lists_every_key_with_its_default() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("### Settings")[1].split("`manage.py check` reports")[0]
+    rows = dict(re.findall(r"^\| `([A-Z_]+)` \| `([^`]*)`", table, flags=re.M))
+
+    assert set(rows) == set(DEFAULTS)
+    for key, default in rows.items():
+        # Strings are written as JSON would write them: the table's one is the empty token.
+        expected = '""' if DEFAULTS[key] == "" else repr(DEFAULTS[key])
+        assert default == expected, key

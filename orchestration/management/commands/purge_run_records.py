@@ -1,4 +1,6 @@
-"""Delete run records past their retention (run it daily, e.g. cron or a periodic task)."""
+"""Delete run records past their retention, now. The relay already triggers the same purge
+every PURGE_EVERY seconds (see orchestration.retention); this is for a one-off, or for a
+project that turned that off and schedules the purge itself."""
 
 from __future__ import annotations
 
@@ -12,7 +14,11 @@ from orchestration.runs import purge_run_records
 
 
 class Command(BaseCommand):
-    help = "Delete run records older than --days (default: the retention setting, 30 days)."
+    help = (
+        "Delete run records older than --days (default: the retention setting, 30 days). "
+        "Not needed for routine retention: relay_queued_steps enqueues the purge of expired "
+        "run records and finished queued steps every PURGE_EVERY seconds (default hourly)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--days", type=int, help="Keep records this many days.")
