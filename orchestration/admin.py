@@ -49,6 +49,64 @@ def _description(name: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+#: A run record's status for an after-commit step: its row went to the task queue.
+QUEUED = "queued"
+
+#: The run page's legend: the diagram's overlay styles (the last two with queued steps only).
+LEGEND = ("ok", "failed", "compensated", "skipped", "deferred", "not_run", "queued", "running")
+
+#: The diagram's status for each state of a queued step, once the worker had it.
+QUEUED_STATUS = {
+    QueuedStep.State.QUEUED: "queued",
+    QueuedStep.State.RUNNING: "running",
+    QueuedStep.State.DONE: "ok",
+    QueuedStep.State.FAILED: "failed",
+}
+
+
+def queued_steps_of(record: RunRecord) -> dict[str, QueuedStep]:
+    """The queued after-commit steps of ``record``'s run, by step name, as they are now.
+
+    Looked up by the run's request id and orchestrator. Should one request have run
+    the same orchestrator twice, each record gets the latest rows queued no later
+    than it was written (the rows are queued during the run, the record after it).
+    """
+    names = {step["name"] for step in record.steps if step.get("status") == QUEUED}
+    if not names or not record.request_id:
+        return {}
+    entries = QueuedStep.objects.filter(
+        request_id=record.request_id,
+        orchestrator=record.orchestrator,
+        step__in=names,
+        enqueued_at__lte=record.created,
+    ).order_by("enqueued_at")
+    return {entry.step: entry for entry in entries}
+
+
+def with_queued_outcomes(record: RunRecord, queued: dict[str, QueuedStep]) -> list[dict[str, Any]]:
+    """The record's steps for the diagram, each queued one with its worker's outcome:
+    state (ok, failed, queued, running), deliveries and the last error's code."""
+    steps = []
+    for step in record.steps:
+        entry = queued.get(step["name"]) if step.get("status") == QUEUED else None
+        if entry is None:
+            steps.append(step)
+            continue
+        duration = 0.0
+        if entry.started_at is not None and entry.finished_at is not None:
+            duration = (entry.finished_at - entry.started_at).total_seconds() * 1e3
+        steps.append(
+            {
+                **step,
+                "status": QUEUED_STATUS.get(entry.state, QUEUED),
+                "attempts": entry.attempts,
+                "duration_ms": duration,
+                "error_code": entry.last_error.split(":", 1)[0] if entry.last_error else None,
+            }
+        )
+    return steps
+
+
 @admin.register(RunRecord)
 class RunRecordAdmin(admin.ModelAdmin):
     list_display = (
@@ -113,19 +171,35 @@ class RunRecordAdmin(admin.ModelAdmin):
         if record is None or not self.has_view_permission(request, record):
             return super().change_view(request, object_id, form_url, extra_context)
         description = _description(record.orchestrator, record.steps)
+        queued = queued_steps_of(record)
+        queued_rows = [
+            {
+                "step": step["name"],
+                "entry": queued.get(step["name"]),
+                "url": None
+                if step["name"] not in queued
+                else reverse(
+                    "admin:orchestration_queuedstep_change", args=[queued[step["name"]].pk]
+                ),
+            }
+            for step in record.steps
+            if step.get("status") == QUEUED
+        ]
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": f"Run of {record.orchestrator}",
             "subtitle": record.request_id,
             "record": record,
-            "diagram": diagrams.flowchart(description, run=record.steps),
+            "diagram": diagrams.flowchart(description, run=with_queued_outcomes(record, queued)),
+            "queued": queued_rows,
             "media": self.media,
             "has_delete_permission": self.has_delete_permission(request, record),
             "subject_url": self._subject_url(record),
             "legend": [
                 (status.replace("_", " "), diagrams.css(diagrams.CLASS_DEFS[status]))
-                for status in ("ok", "failed", "compensated", "skipped", "deferred", "not_run")
+                for status in LEGEND
+                if status not in ("queued", "running") or queued_rows
             ],
         }
         return TemplateResponse(request, "admin/orchestration/runrecord/run.html", context)

@@ -8,7 +8,10 @@ step it undoes, and the after-commit tail behind a ``commit`` node.
 ``flowchart(description, run=steps)`` draws the same pipeline with one run's
 path over it: each step coloured by what happened to it (``ok``, ``failed``,
 ``timed_out``, ``skipped``, ``compensated``, ``deferred``, ``not_run``...) and
-labelled with its time and attempts. A parallel group is a box holding its
+labelled with its time and attempts. An after-commit step the run queued is
+``queued``; the run page passes instead what its worker made of it since
+(``ok``, ``failed``, ``running``, or ``queued`` again with its attempts and
+last error after a 503-class failure). A parallel group is a box holding its
 steps side by side, which the line enters and leaves as one. The output is
 deterministic, so a generated copy (the README's) can be checked for staleness.
 """
@@ -30,6 +33,7 @@ CLASS_DEFS = {
     "skipped": "fill:#f1f5f9,stroke:#94a3b8,stroke-dasharray:4 3,color:#475569",
     "deferred": "fill:#e0e7ff,stroke:#4338ca,stroke-dasharray:4 3,color:#312e81",
     "queued": "fill:#e0e7ff,stroke:#4338ca,stroke-dasharray:4 3,color:#312e81",
+    "running": "fill:#e0e7ff,stroke:#4338ca,stroke-width:2px,color:#312e81",
     "not_run": "fill:#ffffff,stroke:#cbd5e1,stroke-dasharray:2 4,color:#94a3b8",
 }
 
@@ -63,7 +67,7 @@ def _label(step: Mapping[str, Any], outcome: Mapping[str, Any] | None) -> str:
     else:
         status = outcome["status"]
         details = [status.replace("_", " ")]
-        if status not in (NOT_RUN, "skipped", "deferred", "queued"):
+        if status not in (NOT_RUN, "skipped", "deferred", "queued", "running"):
             details.append(_milliseconds(float(outcome.get("duration_ms") or 0.0)))
         if (outcome.get("attempts") or 0) > 1:
             details.append(f"{outcome['attempts']} attempts")

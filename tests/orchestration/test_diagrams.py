@@ -96,6 +96,26 @@ def test_a_run_is_drawn_over_its_pipeline(shipping):
     assert "    class step_end,step_notify_customer not_run" in lines
 
 
+def test_queued_after_commit_steps_are_drawn_by_their_worker_outcome(shipping):
+    description = registry.describe(shipping)
+    ran = [{"name": n, "status": "ok", "attempts": 1, "duration_ms": 1.0} for n in ("weigh",)]
+    queued = {"name": "notify_customer", "status": "queued", "attempts": 0, "duration_ms": 0.0}
+    running = {**queued, "status": "running", "attempts": 2, "error_code": "email_unavailable"}
+
+    when_queued = diagrams.flowchart(description, run=[*ran, queued]).splitlines()
+    when_running = diagrams.flowchart(description, run=[*ran, running]).splitlines()
+
+    assert '    step_notify_customer("notify_customer<br/>queued")' in when_queued
+    assert "    class step_notify_customer queued" in when_queued
+    assert f"    classDef queued {diagrams.CLASS_DEFS['queued']}" in when_queued
+    assert (
+        '    step_notify_customer("notify_customer<br/>running · 2 attempts<br/>email_unavailable")'
+        in when_running
+    )
+    assert "    class step_notify_customer running" in when_running
+    assert f"    classDef running {diagrams.CLASS_DEFS['running']}" in when_running
+
+
 def test_the_command_prints_mermaid(shipping):
     out = io.StringIO()
     call_command("orchestrators", "--format", "mermaid", stdout=out)
