@@ -56,11 +56,11 @@ QUEUED = "queued"
 LEGEND = ("ok", "failed", "compensated", "skipped", "deferred", "not_run", "queued", "running")
 
 #: The diagram's status for each state of a queued step, once the worker had it.
-QUEUED_STATUS = {
-    QueuedStep.State.QUEUED: "queued",
-    QueuedStep.State.RUNNING: "running",
-    QueuedStep.State.DONE: "ok",
-    QueuedStep.State.FAILED: "failed",
+QUEUED_STATUS: dict[str, str] = {
+    QueuedStep.State.QUEUED.value: "queued",
+    QueuedStep.State.RUNNING.value: "running",
+    QueuedStep.State.DONE.value: "ok",
+    QueuedStep.State.FAILED.value: "failed",
 }
 
 
