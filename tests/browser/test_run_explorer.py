@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from orchestration.models import RunRecord
+from orchestration.testing import run_queued_steps
 from orders.models import Order, Product
 from orders.orchestrators import CancelOrder, CreateOrder
 from orders.tests.support import order_body, place_paid_order
@@ -117,3 +118,33 @@ def test_an_order_links_to_its_runs(page: Page, runs: dict[str, Any]):
     expect(rows.nth(0)).to_contain_text("cancel_order")
     expect(rows.nth(1)).to_contain_text("create_order")
     assert RunRecord.objects.filter(subject_id=str(runs["kept"].pk)).count() == 1
+
+
+def test_a_placed_orders_run_shows_what_the_worker_made_of_its_after_commit_steps(
+    page: Page, runs: dict[str, Any]
+):
+    record = RunRecord.objects.get(orchestrator="create_order", subject_id=str(runs["kept"].pk))
+    path = f"/admin/orchestration/runrecord/{record.pk}/change/"
+    after_commit = ("send_confirmation", "track_analytics")
+    assert {s["name"]: s["status"] for s in record.steps if s["name"] in after_commit} == {
+        "send_confirmation": "queued",
+        "track_analytics": "queued",
+    }
+
+    log_in(page, path)
+    expect(page.locator("html")).to_have_attribute("data-diagrams", "rendered")
+    for step in after_commit:
+        expect(diagram_node(page, "queued", step)).to_have_count(1)
+        state = page.locator(f"#queued-steps tr[data-queued-step={step}] td.state")
+        expect(state).to_have_text("queued")
+
+    run_queued_steps()  # the task worker, in this process
+    page.reload()
+
+    expect(page.locator("html")).to_have_attribute("data-diagrams", "rendered")
+    for step in after_commit:
+        expect(diagram_node(page, "ok", step)).to_have_count(1)
+        row = page.locator(f"#queued-steps tr[data-queued-step={step}]")
+        expect(row.locator("td.state")).to_have_text("done")
+        expect(row.locator("td.attempts")).to_have_text("1")
+    expect(page.locator("svg g.node.queued")).to_have_count(0)

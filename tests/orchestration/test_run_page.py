@@ -65,7 +65,7 @@ def test_an_after_commit_step_that_failed_in_the_worker_shows_failed_with_its_er
         "mail": ("failed", 1, "email_unavailable: mail down"),
     }
     html = after.content.decode()
-    mail_row = html.split('<tr class="queued-failed" data-step="mail">')[1].split("</tr>")[0]
+    mail_row = html.split('<tr class="queued-failed" data-queued-step="mail">')[1].split("</tr>")[0]
     assert '<td class="state">failed</td>' in mail_row
     assert '<td class="last-error">email_unavailable: mail down</td>' in mail_row
     entry = QueuedStep.objects.get(step="mail")
