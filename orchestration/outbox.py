@@ -103,12 +103,44 @@ def enqueue(run: _Run, steps: Sequence[Step[Any]]) -> None:
     ids = [str(entry.pk) for entry in entries]
     if transactional:
         # Same database, same transaction: a failure here fails the run, nothing is half-queued.
-        from orchestration.tasks import run_queued_step
-
-        for entry_id in ids:
-            run_queued_step.enqueue(entry_id)
+        _enqueue_in_database(ids, using)
     else:
         transaction.on_commit(partial(_dispatch, ids), using=using, robust=True)
+
+
+def _enqueue_in_database(ids: Sequence[str], using: str) -> None:
+    """``run_queued_step.enqueue(id)`` for each id, as one multi-row INSERT.
+
+    What ``django_tasks_db``'s backend writes for one task, for all of them at
+    once (its ``enqueue`` sends one INSERT per task): the same row, the
+    ``run_after`` its ``pre_save`` handler would set (``bulk_create`` sends no
+    signals), then ``task_enqueued`` for each task, as ``enqueue`` does.
+    """
+    from django_tasks import task_backends
+    from django_tasks.signals import task_enqueued
+    from django_tasks_db.compat import normalize_json
+    from django_tasks_db.models import DBTaskResult, get_date_max
+
+    from orchestration.tasks import run_queued_step as task
+
+    backend = task_backends[task.backend]
+    backend.validate_task(task)
+    run_after = task.run_after if task.run_after is not None else get_date_max()
+    rows = [
+        DBTaskResult(
+            id=backend._get_id(),
+            args_kwargs=normalize_json({"args": [entry_id], "kwargs": {}}),
+            priority=task.priority,
+            task_path=task.module_path,
+            queue_name=task.queue_name,
+            run_after=run_after,
+            backend_name=backend.alias,
+        )
+        for entry_id in ids
+    ]
+    DBTaskResult.objects.using(using).bulk_create(rows)
+    for row in rows:
+        task_enqueued.send(type(backend), task_result=row.task_result)
 
 
 def _stores_tasks_in(using: str) -> bool:
@@ -116,7 +148,9 @@ def _stores_tasks_in(using: str) -> bool:
     from django_tasks import task_backends
     from django_tasks_db import DatabaseBackend
 
-    if not isinstance(task_backends["default"], DatabaseBackend):
+    from orchestration.tasks import run_queued_step
+
+    if not isinstance(task_backends[run_queued_step.backend], DatabaseBackend):
         return False
     from django_tasks_db.models import DBTaskResult
 

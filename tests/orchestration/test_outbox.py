@@ -194,3 +194,32 @@ def encode_context_with_object():
 
     ctx = NoteContext(names=["a"], metadata={"handle": object()})
     return snapshot(ctx, (), step="note")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_tasks_of_a_run_are_one_insert_and_the_database_worker_runs_them(note_orchestrator):
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django_tasks_db.models import DBTaskResult
+
+    with CaptureQueriesContext(connection) as queries:
+        result = note_orchestrator().execute(["a", "b"])
+
+    assert result.queued == ["note", "mail"]
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+    assert sum("django_tasks_database_dbtaskresult" in sql for sql in inserts) == 1
+    assert sum("orchestration_queuedstep" in sql for sql in inserts) == 1
+    tasks = DBTaskResult.objects.all()
+    assert sorted(task.args_kwargs["args"][0] for task in tasks) == sorted(
+        str(pk) for pk in QueuedStep.objects.values_list("pk", flat=True)
+    )
+    assert all(task.status == "READY" for task in tasks)
+
+    call_command("db_worker", batch=True, no_startup_delay=True, verbosity=0)
+
+    assert {task.status for task in DBTaskResult.objects.all()} == {"SUCCESSFUL"}
+    states = dict(QueuedStep.objects.values_list("step", "state"))
+    assert states["note"] == "done"
+    assert states["mail"] in ("queued", "failed")  # the mail server is down: queued again
+    assert [seen["group"] for seen in SEEN] == ["a"]
