@@ -7,6 +7,7 @@ not see.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,12 @@ def django_db_modify_db_settings() -> None:
     settings_dict = connections["default"].settings_dict
     if settings_dict["ENGINE"].endswith("postgresql"):
         settings_dict.setdefault("TEST", {})["NAME"] = f"bench_test_{settings_dict['NAME']}"
+
+
+@pytest.fixture
+def bench_database() -> Iterator[str]:
+    """An empty PostgreSQL database for servers under load (``BENCH_DATABASE_URL``,
+    a ``bench_*`` name), dropped afterwards; the test is skipped without PostgreSQL."""
+    from tests.bench.load import bench_database
+
+    yield from bench_database()

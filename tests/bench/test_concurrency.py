@@ -13,7 +13,7 @@
   what a run costs whatever its length.
 
 Nothing is asserted on timings: figures are printed and written to
-``bench-results/concurrency.json`` and ``bench-results/concurrency.md``.
+``bench-results/concurrency.json`` and ``.md``, with the machine they come from.
 """
 
 from __future__ import annotations
@@ -24,17 +24,16 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
 
 from orchestration import BaseOrchestrator, OperationContext, Parallel, Step
+from tests.bench.load import machine, write_results
 
 pytestmark = [pytest.mark.bench, pytest.mark.django_db(transaction=True)]
 
-RESULTS_DIR = Path(__file__).resolve().parents[2] / "bench-results"
 CALL_SECONDS = 0.1
 CALLS = ("shipping", "tax", "fraud")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "15"))
@@ -110,6 +109,7 @@ def per_step_us(run_small: Callable[[], Any], run_large: Callable[[], Any]) -> f
 
 
 def test_parallel_groups_and_async_overhead() -> None:
+    environment = machine(rounds=ROUNDS, runs_per_size=OVERHEAD_RUNS)
     sequential = define("sequential_calls", calls(blocking_call))
     threads = define("parallel_calls", (Parallel("calls", *calls(blocking_call)),))
     loop = define("async_parallel_calls", (Parallel("calls", *calls(async_call)),))
@@ -168,24 +168,22 @@ def test_parallel_groups_and_async_overhead() -> None:
         "| --- | ---: |",
         *(f"| {label} | {us:.1f} |" for label, us in overhead.items()),
     ]
-    table = "\n".join(lines)
-    RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / "concurrency.md").write_text(table + "\n")
-    (RESULTS_DIR / "concurrency.json").write_text(
-        json.dumps(
-            {
-                "call_ms": CALL_SECONDS * 1000,
-                "rounds": ROUNDS,
-                "wall_ms": {
-                    label: {"run": total, "group_or_run": group_ms, "slowest_call": slowest}
-                    for label, (total, group_ms, slowest) in wall.items()
-                },
-                "overhead_us_per_step": overhead,
+    lines += ["", f"Environment: {json.dumps(environment)}"]
+    path = write_results(
+        "concurrency",
+        "Parallel groups and the async engine",
+        {
+            "environment": environment,
+            "call_ms": CALL_SECONDS * 1000,
+            "rounds": ROUNDS,
+            "wall_ms": {
+                label: {"run": total, "group_or_run": group_ms, "slowest_call": slowest}
+                for label, (total, group_ms, slowest) in wall.items()
             },
-            indent=2,
-        )
-        + "\n"
+            "overhead_us_per_step": overhead,
+        },
+        lines,
     )
     print()
-    print(table)
-    print(f"\nresults: {RESULTS_DIR / 'concurrency.md'}")
+    print("\n".join(lines))
+    print(f"\nresults: {path}")

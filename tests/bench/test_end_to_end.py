@@ -1,75 +1,79 @@
-"""``POST /api/orders/`` end to end, the same job three ways (and a fourth setting).
+"""``POST /api/orders/`` end to end: the orchestrated endpoint against the same job by hand.
 
-- ``journal``: the orchestrator, with ``charge_payment`` journaled (its intent
-  committed before the call on the journal's own connection, without waiting
-  for the disk: the default);
+- ``journal``: the orchestrator as it ships, everything on at its defaults:
+  ``charge_payment`` journaled (its intent committed before the call on the
+  journal's own connection, without waiting for the disk), the after-commit
+  steps queued in the run's transaction (``QueuedStep`` rows and task rows; no
+  task worker runs), run records at the default sampling;
 - ``inline``: the same job written by hand in the request (``inline_orders.py``),
-  no journal;
-- ``dbos``: the same steps as a DBOS Transact workflow (``dbos_orders.py``),
-  every step checkpointed in DBOS's system database;
-- ``journal_fsync``: the orchestrator with
+  no journal, the email sent in the request;
+- ``dbos`` (extra): the same steps as a DBOS Transact workflow
+  (``dbos_orders.py``), every step checkpointed in DBOS's system database;
+- ``journal_fsync`` (extra): the orchestrator with
   ``ORCHESTRATION_JOURNAL_SYNCHRONOUS_COMMIT=1``, the pre-call commit waiting
-  for the disk: what that commit costs per request.
+  for the disk.
 
-Two gunicorns (``config/gunicorn.conf.py``, two sync workers each,
-production-like settings plus ``tests/bench/urls.py``; the second one with the
-synchronous journal) serve from one PostgreSQL database (``bench_e2e``, dropped
-and created again); ``wrk`` drives them from its own process with a Lua
-script that sends the JSON body and the JWT. The endpoints take turns in
-A B C D D C B A rounds, twice, so that drift (cache warm-up, table growth) is
-shared. A second test counts the SQL queries of one request on the
-orchestrated and inline endpoints with ``CaptureQueriesContext``.
+Gunicorns (``config/gunicorn.conf.py``, two sync workers each, production-like
+settings plus ``tests/bench/urls.py``; a second one with the synchronous
+journal when that extra runs) serve from one PostgreSQL database
+(``BENCH_DATABASE_URL``, dropped and created again), and ``wrk`` drives them
+(``load.py``). The comparison runs ``BENCH_E2E_REPETITIONS`` times (default
+3), each repetition ``BENCH_E2E_ROUNDS`` rounds (default 12) of journal and
+inline in A B B A, B A A B order (the next repetition starts with the other
+endpoint) with one round of each extra (``BENCH_E2E_EXTRAS``, default
+``dbos,journal_fsync``; empty for none) in the middle. Per repetition: the
+journal/inline ratios of req/s, p50 and p99 (percentiles over all the
+requests of the repetition's rounds); then the median of each ratio over the
+repetitions and its spread, so that one quiet or noisy minute cannot decide
+the result. What one request sends to PostgreSQL on each endpoint
+(``statements.py``) comes with the figures.
 
 Figures are printed and written to ``bench-results/end_to_end.json`` and
-``.md``; nothing here asserts a timing.
+``.md`` (and ``queries.json``/``.md``); nothing here asserts a timing.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import statistics
-import subprocess
-import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Mapping
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
-from rest_framework.test import APIClient
 
-from orders.models import Order, Product
-from tests.servers import app_env, http_request, manage, running_gunicorn
+from tests.bench import statements
+from tests.bench.load import (
+    BODY,
+    CONNECTIONS,
+    SECONDS,
+    WORKERS,
+    load_average,
+    machine,
+    run_wrk,
+    seeded_environment,
+    summarize,
+    write_results,
+    wrk_environment,
+    wrk_script,
+)
+from tests.servers import running_gunicorn
 
 pytestmark = pytest.mark.bench
 
-RESULTS_DIR = Path(__file__).resolve().parents[2] / "bench-results"
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_e2e"
-DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
-HOW_TO_RUN = (
-    "The end-to-end benchmark needs PostgreSQL: it drops, creates and finally drops the "
-    "database that BENCH_DATABASE_URL names, which must be called bench_* so that no other "
-    f"database can be lost (default {DEFAULT_DATABASE_URL}). Run it with: "
-    "BENCH_DATABASE_URL=postgres://USER@HOST:5432/bench_e2e make bench"
+REPETITIONS = int(os.environ.get("BENCH_E2E_REPETITIONS", "3"))
+#: Rounds of journal and inline per repetition: a multiple of 4 (A B B A, B A A B, ...).
+ROUNDS = int(os.environ.get("BENCH_E2E_ROUNDS", "12"))
+#: One round each per repetition, in the middle of it.
+EXTRAS = tuple(
+    name.strip()
+    for name in os.environ.get("BENCH_E2E_EXTRAS", "dbos,journal_fsync").split(",")
+    if name.strip()
 )
-SECONDS = int(os.environ.get("BENCH_E2E_SECONDS", "5"))
-#: A B C D D C B A, twice: drift of the machine (other processes, table growth) is shared.
-_ROUND = ("journal", "inline", "dbos", "journal_fsync")
-ORDER = (*_ROUND, *reversed(_ROUND)) * 2
-CONNECTIONS = int(os.environ.get("BENCH_E2E_CONNECTIONS", "4"))
-WORKERS = 2
-PRODUCTS = 20
-USERNAME, PASSWORD = "bench", "bench-password-not-secret"
-#: Logged by Django since 4.2 next to the queries; BEGIN and COMMIT of a block that
-#: ran no query cost no round trip on PostgreSQL (psycopg begins lazily).
-TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
 ENDPOINTS = {
     "journal": "/api/orders/",
     "inline": "/api/bench/inline-orders/",
@@ -78,225 +82,176 @@ ENDPOINTS = {
 }
 #: Served by the second gunicorn, whose journal waits for the disk.
 SYNCHRONOUS_JOURNAL = {"journal_fsync"}
-#: The queries test runs in process (one setting): the endpoints that differ in code.
-QUERIED = {"journal": "/api/orders/", "inline": "/api/bench/inline-orders/"}
-
-WRK_SCRIPT = """
-local token = os.getenv("BENCH_TOKEN")
-local first_product = tonumber(os.getenv("BENCH_FIRST_PRODUCT"))
-local products = tonumber(os.getenv("BENCH_PRODUCTS"))
-math.randomseed(os.time())
-
-request = function()
-    local a = first_product + math.random(0, products - 1)
-    local b = first_product + (a - first_product + math.random(1, products - 1)) % products
-    local body = string.format(
-        '{"items": [{"product": %d, "quantity": 1}, {"product": %d, "quantity": 2}], '
-        .. '"payment_token": "tok_visa"}', a, b)
-    return wrk.format("POST", nil, {
-        ["Content-Type"] = "application/json",
-        ["Authorization"] = "Bearer " .. token,
-    }, body)
-end
-
-done = function(summary, latency, requests)
-    local errors = summary.errors
-    io.write(string.format(
-        'WRK_RESULT {"requests": %d, "duration_us": %d, "non_2xx": %d, "socket_errors": %d, '
-        .. '"p50_ms": %.3f, "p90_ms": %.3f, "p99_ms": %.3f, "mean_ms": %.3f}\\n',
-        summary.requests, summary.duration, errors.status,
-        errors.connect + errors.read + errors.write + errors.timeout,
-        latency:percentile(50) / 1000, latency:percentile(90) / 1000,
-        latency:percentile(99) / 1000, latency.mean / 1000))
-end
-"""
-
-SEED = """
-from decimal import Decimal
-from django.contrib.auth import get_user_model
-from orders.models import Product
-get_user_model().objects.create_user({username!r}, "bench@example.com", {password!r})
-first = None
-for number in range({products}):
-    product = Product.objects.create(
-        sku=f"BENCH-{{number:03d}}", name=f"Bench product {{number}}",
-        price=Decimal("12.50"), stock=10**9, active=True,
-    )
-    first = first or product.pk
-print("FIRST_PRODUCT", first)
-"""
+#: Met (or not) by the medians over the repetitions; printed, never asserted.
+GOALS = {"rps": (">=", 0.98), "p99": ("<=", 1.10)}
+RATIOS = ("rps", "p50", "p99")
+WARM_UP_SECONDS = 3
 
 
-def _postgres(url: str, *statements: str) -> None:
-    admin = urlunsplit(urlsplit(url)._replace(scheme="postgresql", path="/postgres"))
-    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as admin_connection:
-        for statement in statements:
-            admin_connection.execute(statement)
+def plan(repetition: int) -> list[str]:
+    """The rounds of one repetition: A B B A, B A A B, ..., the extras in the middle."""
+    first, second = ("journal", "inline") if repetition % 2 == 0 else ("inline", "journal")
+    rounds: list[str] = []
+    for block in range(ROUNDS // 4):
+        a, b = (first, second) if block % 2 == 0 else (second, first)
+        rounds += [a, b, b, a]
+    extras = list(EXTRAS if repetition % 2 == 0 else reversed(EXTRAS))
+    middle = len(rounds) // 2
+    return rounds[:middle] + extras + rounds[middle:]
 
 
-@pytest.fixture
-def bench_database() -> Iterator[str]:
-    name = urlsplit(DATABASE_URL).path.lstrip("/")
-    if not name.startswith("bench_"):
-        pytest.fail(f"BENCH_DATABASE_URL names {name!r}. {HOW_TO_RUN}")
-    try:
-        _postgres(
-            DATABASE_URL,
-            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
-            f'CREATE DATABASE "{name}"',
-        )
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL is not reachable at {DATABASE_URL} ({exc}). {HOW_TO_RUN}")
-    yield DATABASE_URL
-    _postgres(DATABASE_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def run_wrk(url: str, seconds: int, env: dict[str, str], script: Path) -> dict[str, Any]:
-    completed = subprocess.run(
-        [
-            "wrk",
-            "--threads",
-            "1",
-            "--connections",
-            str(CONNECTIONS),
-            "--duration",
-            f"{seconds}s",
-            "--timeout",
-            "10s",
-            "--script",
-            str(script),
-            url,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        check=True,
-    )
-    line = next(line for line in completed.stdout.splitlines() if line.startswith("WRK_RESULT "))
-    result = json.loads(line.removeprefix("WRK_RESULT "))
-    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
-    return result
-
-
-def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    requests = sum(r["requests"] for r in rounds)
-    seconds = sum(r["duration_us"] for r in rounds) / 1e6
-    return {
-        "requests": requests,
-        "rps": round(requests / seconds, 1),
-        "median_round_rps": round(statistics.median(r["rps"] for r in rounds), 1),
-        "p50_ms": round(sum(r["p50_ms"] for r in rounds) / len(rounds), 2),
-        "p90_ms": round(sum(r["p90_ms"] for r in rounds) / len(rounds), 2),
-        "p99_ms": round(sum(r["p99_ms"] for r in rounds) / len(rounds), 2),
-        "non_2xx": sum(r["non_2xx"] for r in rounds),
-        "socket_errors": sum(r["socket_errors"] for r in rounds),
-        "rounds": rounds,
+def ratios(results: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+    """journal/inline (req/s, p50, p99) and extra/inline (req/s) of one repetition."""
+    journal, inline = results["journal"], results["inline"]
+    found = {
+        "rps": journal["rps"] / inline["rps"],
+        "p50": journal["p50_ms"] / inline["p50_ms"],
+        "p99": journal["p99_ms"] / inline["p99_ms"],
+        **{f"{extra} rps": results[extra]["rps"] / inline["rps"] for extra in EXTRAS},
     }
+    return {name: round(value, 3) for name, value in found.items()}
 
 
-def seeded_environment(bench_database: str) -> tuple[dict[str, str], int]:
-    """The server environment on a migrated database with the bench user and products."""
-    env = app_env(
-        database_url=bench_database,
-        DJANGO_SETTINGS_MODULE="tests.bench.settings",
-        LOG_LEVEL="WARNING",
-    )
-    manage(env, "migrate", "--no-input")
-    seeded = manage(
-        env,
-        "shell",
-        "-c",
-        SEED.format(username=USERNAME, password=PASSWORD, products=PRODUCTS),
-    )
-    return env, int(seeded.split("FIRST_PRODUCT")[1].split()[0])
-
-
-def wrk_environment(server_url: str, first_product: int) -> dict[str, str]:
-    status, _, body = http_request(
-        f"{server_url}/api/auth/token/",
-        method="POST",
-        json_body={"username": USERNAME, "password": PASSWORD},
-    )
-    assert status == 200, body
-    return {
-        **os.environ,
-        "BENCH_TOKEN": json.loads(body)["access"],
-        "BENCH_FIRST_PRODUCT": str(first_product),
-        "BENCH_PRODUCTS": str(PRODUCTS),
-    }
+def goal(name: str, value: float) -> str:
+    direction, bound = GOALS[name]
+    met = value >= bound if direction == ">=" else value <= bound
+    return f"goal {direction} {bound}: {'met' if met else 'not met'}"
 
 
 def test_create_order_three_ways_under_gunicorn(bench_database: str) -> None:
     if shutil.which("wrk") is None:
         pytest.skip("wrk is not installed: `make bench` installs it (Debian package wrk).")
+    unknown = [name for name in EXTRAS if name not in ENDPOINTS or name in ("journal", "inline")]
+    assert not unknown, f"BENCH_E2E_EXTRAS names no extra endpoint: {unknown}"
+    assert ROUNDS >= 4, "BENCH_E2E_ROUNDS must be a multiple of 4"
+    assert ROUNDS % 4 == 0, "BENCH_E2E_ROUNDS must be a multiple of 4"
+    started = time.monotonic()
+    environment = machine(
+        bench_database,
+        gunicorn_workers=WORKERS,
+        wrk_connections=CONNECTIONS,
+        seconds_per_round=SECONDS,
+        rounds_per_repetition={
+            "journal": ROUNDS // 2,
+            "inline": ROUNDS // 2,
+            **dict.fromkeys(EXTRAS, 1),
+        },
+        repetitions=REPETITIONS,
+        body=BODY,
+    )
     env, first_product = seeded_environment(bench_database)
+    counts = statements.measure(env)
 
-    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as directory:
-        script = Path(directory) / "orders.lua"
-        script.write_text(WRK_SCRIPT)
-        env["FAKE_GATEWAY_BOOKS"] = str(Path(directory) / "gateway-books.sqlite3")
+    rounds: dict[str, list[dict[str, Any]]] = {}
+    repetitions: list[dict[str, Any]] = []
+    with wrk_script() as script, ExitStack() as stack:
+        env["FAKE_GATEWAY_BOOKS"] = str(script.parent / "gateway-books.sqlite3")
         quiet = ["--access-logfile", "/dev/null"]
-        fsync_env = {**env, "ORCHESTRATION_JOURNAL_SYNCHRONOUS_COMMIT": "1"}
-        with (
-            running_gunicorn(env, workers=WORKERS, extra_args=quiet) as server,
-            running_gunicorn(fsync_env, workers=WORKERS, extra_args=quiet) as fsync_server,
-        ):
-            wrk_env = wrk_environment(server.url, first_product)
-            urls = {
-                name: f"{(fsync_server if name in SYNCHRONOUS_JOURNAL else server).url}{path}"
-                for name, path in ENDPOINTS.items()
-            }
-            for url in urls.values():  # warm-up: imports, connections, caches, DBOS launch
-                run_wrk(url, 3, wrk_env, script)
-            rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in ENDPOINTS}
-            for name in ORDER:
-                rounds[name].append(run_wrk(urls[name], SECONDS, wrk_env, script))
+        server = stack.enter_context(running_gunicorn(env, workers=WORKERS, extra_args=quiet))
+        fsync_server = server
+        if SYNCHRONOUS_JOURNAL & set(EXTRAS):
+            fsync_env = {**env, "ORCHESTRATION_JOURNAL_SYNCHRONOUS_COMMIT": "1"}
+            fsync_server = stack.enter_context(
+                running_gunicorn(fsync_env, workers=WORKERS, extra_args=quiet)
+            )
+        wrk_env = wrk_environment(server.url, first_product)
+        urls = {
+            name: f"{(fsync_server if name in SYNCHRONOUS_JOURNAL else server).url}{path}"
+            for name, path in ENDPOINTS.items()
+            if name in ("journal", "inline", *EXTRAS)
+        }
+        for url in urls.values():  # warm-up: imports, connections, caches, DBOS launch
+            run_wrk(url, WARM_UP_SECONDS, wrk_env, script)
+        for repetition in range(REPETITIONS):
+            order = plan(repetition)
+            load_before = load_average()
+            these: dict[str, list[dict[str, Any]]] = {name: [] for name in urls}
+            for name in order:
+                result = run_wrk(urls[name], SECONDS, wrk_env, script)
+                these[name].append(result)
+                rounds.setdefault(name, []).append(result)
+            results = {name: summarize(values) for name, values in these.items()}
+            repetitions.append(
+                {
+                    "order": order,
+                    "load_average_before": load_before,
+                    "ratios": ratios(results),
+                    "results": results,
+                }
+            )
+    environment["load_average_after"] = load_average()
+    environment["seconds"] = round(time.monotonic() - started)
 
-    results = {name: summarize(values) for name, values in rounds.items()}
-    journal, inline, dbos = results["journal"], results["inline"], results["dbos"]
-    ratios = {
-        "journal/inline rps": round(journal["rps"] / inline["rps"], 3),
-        "journal/inline p50": round(journal["p50_ms"] / inline["p50_ms"], 3),
-        "journal/inline p99": round(journal["p99_ms"] / inline["p99_ms"], 3),
-        "journal/dbos rps": round(journal["rps"] / dbos["rps"], 3),
-        "journal_fsync/inline rps": round(results["journal_fsync"]["rps"] / inline["rps"], 3),
-        "journal_fsync - journal p50 ms": round(
-            results["journal_fsync"]["p50_ms"] - journal["p50_ms"], 2
+    medians = {
+        name: {
+            "median": statistics.median(values),
+            "min": min(values),
+            "max": max(values),
+        }
+        for name in repetitions[0]["ratios"]
+        for values in [[rep["ratios"][name] for rep in repetitions]]
+    }
+    pooled = {name: summarize(values) for name, values in rounds.items()}
+
+    lines = [
+        "journal (orchestrated, defaults) against inline (hand-written), per repetition:",
+        "",
+        (
+            "| repetition | load before | journal req/s | inline req/s | req/s ratio | "
+            "p50 ratio | p99 ratio | journal p99 ms | inline p99 ms |"
         ),
-    }
-    environment = {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "database": "postgresql",
-        "gunicorn_workers": WORKERS,
-        "wrk_connections": CONNECTIONS,
-        "seconds_per_side": ORDER.count("inline") * SECONDS,
-        "body": "2 lines (random products of 20), tok_visa; console email backend",
-    }
-    RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / "end_to_end.json").write_text(
-        json.dumps({"environment": environment, "results": results, "ratios": ratios}, indent=2)
-        + "\n"
-    )
-    table = [
-        "| endpoint | requests | req/s | p50 ms | p90 ms | p99 ms | non-2xx |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name, result in results.items():
-        table.append(
-            f"| {name} | {result['requests']} | {result['rps']} | {result['p50_ms']} | "
-            f"{result['p90_ms']} | {result['p99_ms']} | {result['non_2xx']} |"
+    for number, rep in enumerate(repetitions, 1):
+        journal, inline = rep["results"]["journal"], rep["results"]["inline"]
+        lines.append(
+            f"| {number} | {rep['load_average_before'][0]} | {journal['rps']} | {inline['rps']} | "
+            f"{rep['ratios']['rps']} | {rep['ratios']['p50']} | {rep['ratios']['p99']} | "
+            f"{journal['p99_ms']} | {inline['p99_ms']} |"
         )
-    table.append("\n" + ", ".join(f"{name}: {value}" for name, value in ratios.items()))
-    md_path = RESULTS_DIR / "end_to_end.md"
-    md_path.write_text(
-        "# POST /api/orders/ under gunicorn on PostgreSQL\n\n"
-        f"Environment: {json.dumps(environment)}\n\n" + "\n".join(table) + "\n"
+    lines += ["", "Median over the repetitions (spread min-max):", ""]
+    for name, value in medians.items():
+        label = f"journal/inline {name}" if name in RATIOS else name.replace(" ", "/inline ")
+        verdict = f" ({goal(name, value['median'])})" if name in GOALS else ""
+        lines.append(f"- {label}: **{value['median']}** ({value['min']}-{value['max']}){verdict}")
+    lines += [
+        "",
+        "All rounds pooled, per endpoint:",
+        "",
+        "| endpoint | requests | req/s | p50 ms | p90 ms | p99 ms | non-2xx | socket errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, result in pooled.items():
+        lines.append(
+            f"| {name} | {result['requests']} | {result['rps']} | {result['p50_ms']} | "
+            f"{result['p90_ms']} | {result['p99_ms']} | {result['non_2xx']} | "
+            f"{result['socket_errors']} |"
+        )
+    lines += ["", "What one request sends to PostgreSQL:", "", *statements.table(counts)]
+    lines += [
+        "",
+        f"Environment: {json.dumps(environment)}",
+        f"Statements listed in {statements.write(counts, environment)}",
+    ]
+    path = write_results(
+        "end_to_end",
+        "POST /api/orders/ under gunicorn on PostgreSQL",
+        {
+            "environment": environment,
+            "goals": {name: list(bound) for name, bound in GOALS.items()},
+            "medians": medians,
+            "repetitions": repetitions,
+            "pooled": pooled,
+            "statements": {
+                name: {key: value for key, value in count.items() if key != "statements"}
+                for name, count in counts.items()
+            },
+        },
+        lines,
     )
-    print("\n" + "\n".join(table))
-    print(f"\nresults: {md_path}")
-    for result in results.values():
+    print("\n" + "\n".join(lines))
+    print(f"\nresults: {path}")
+    for result in pooled.values():
         assert result["requests"] > 0
         assert result["non_2xx"] == 0, "every benchmark request must be a 201"
 
@@ -311,45 +266,40 @@ def test_create_order_with_run_records_against_without(bench_database: str) -> N
     without, driven in turn."""
     if shutil.which("wrk") is None:
         pytest.skip("wrk is not installed: `make bench` installs it (Debian package wrk).")
+    environment = machine(bench_database, gunicorn_workers=WORKERS, wrk_connections=CONNECTIONS)
     env, first_product = seeded_environment(bench_database)
     settings = {"on": "1", "off": "0"}
     rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in settings}
-    with tempfile.TemporaryDirectory(prefix="bench-records-") as directory:
-        script = Path(directory) / "orders.lua"
-        script.write_text(WRK_SCRIPT)
-        env["FAKE_GATEWAY_BOOKS"] = str(Path(directory) / "gateway-books.sqlite3")
-        with ExitStack() as stack:
-            servers = {
-                name: stack.enter_context(
-                    running_gunicorn(
-                        {**env, "ORCHESTRATION_RUN_RECORDS": value},
-                        workers=WORKERS,
-                        extra_args=["--access-logfile", "/dev/null"],
-                    )
+    with wrk_script() as script, ExitStack() as stack:
+        env["FAKE_GATEWAY_BOOKS"] = str(script.parent / "gateway-books.sqlite3")
+        servers = {
+            name: stack.enter_context(
+                running_gunicorn(
+                    {**env, "ORCHESTRATION_RUN_RECORDS": value},
+                    workers=WORKERS,
+                    extra_args=["--access-logfile", "/dev/null"],
                 )
-                for name, value in settings.items()
-            }
-            wrk_env = wrk_environment(servers["on"].url, first_product)
-            for server in servers.values():  # warm-up
-                run_wrk(f"{server.url}/api/orders/", 3, wrk_env, script)
-            with psycopg.connect(bench_database) as db:
-                db.execute("DELETE FROM orchestration_runrecord")
-            for name in RECORDING_ORDER:
-                rounds[name].append(
-                    run_wrk(f"{servers[name].url}/api/orders/", SECONDS, wrk_env, script)
-                )
+            )
+            for name, value in settings.items()
+        }
+        wrk_env = wrk_environment(servers["on"].url, first_product)
+        for server in servers.values():  # warm-up
+            run_wrk(f"{server.url}/api/orders/", WARM_UP_SECONDS, wrk_env, script)
+        with psycopg.connect(bench_database) as db:
+            db.execute("DELETE FROM orchestration_runrecord")
+        for name in RECORDING_ORDER:
+            rounds[name].append(
+                run_wrk(f"{servers[name].url}/api/orders/", SECONDS, wrk_env, script)
+            )
     with psycopg.connect(bench_database) as db:
         row = db.execute("SELECT count(*) FROM orchestration_runrecord").fetchone()
     recorded = row[0] if row else 0
+    environment["load_average_after"] = load_average()
 
     results = {name: summarize(values) for name, values in rounds.items()}
     on, off = results["on"], results["off"]
     ratio = round(on["rps"] / off["rps"], 3)
-    RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / "run_records.json").write_text(
-        json.dumps({"results": results, "ratio_rps": ratio, "recorded": recorded}, indent=2) + "\n"
-    )
-    table = [
+    lines = [
         "| run records | requests | req/s | p50 ms | p99 ms | recorded |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
         (
@@ -357,59 +307,33 @@ def test_create_order_with_run_records_against_without(bench_database: str) -> N
             f"{on['p99_ms']} | {recorded} |"
         ),
         f"| off | {off['requests']} | {off['rps']} | {off['p50_ms']} | {off['p99_ms']} | |",
-        f"\nwith records / without: req/s {ratio}",
+        "",
+        f"with records / without: req/s {ratio}",
+        "",
+        f"Environment: {json.dumps(environment)}",
     ]
-    (RESULTS_DIR / "run_records.md").write_text(
-        "# POST /api/orders/ with and without run records\n\n" + "\n".join(table) + "\n"
+    write_results(
+        "run_records",
+        "POST /api/orders/ with and without run records",
+        {"environment": environment, "results": results, "ratio_rps": ratio, "recorded": recorded},
+        lines,
     )
-    print("\n" + "\n".join(table))
+    print("\n" + "\n".join(lines))
     for result in results.values():
         assert result["non_2xx"] == 0, "every benchmark request must be a 201"
     # About 1 % of the successes of the recording server are kept.
     assert 0 < recorded < on["requests"] * 0.05
 
 
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.urls("tests.bench.urls")
-def test_queries_per_request(django_user_model: Any) -> None:
-    user = django_user_model.objects.create_user(USERNAME, "bench@example.com", PASSWORD)
-    first, second = (
-        Product.objects.create(sku=f"Q-{n}", name=f"Product {n}", price="12.50", stock=100)
-        for n in range(2)
-    )
-    client = APIClient()
-    response = client.post(
-        "/api/auth/token/", {"username": USERNAME, "password": PASSWORD}, format="json"
-    )
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['access']}")
-    body = {
-        "items": [{"product": first.pk, "quantity": 1}, {"product": second.pk, "quantity": 2}],
-        "payment_token": "tok_visa",
-    }
-    counts: dict[str, dict[str, Any]] = {}
-    for name, path in QUERIED.items():
-        client.post(path, body, format="json")  # warm-up: content types, caches
-        with CaptureQueriesContext(connection) as captured:
-            response = client.post(path, body, format="json")
-        assert response.status_code == 201, response.content
-        statements = [query["sql"] for query in captured.captured_queries]
-        control = [sql for sql in statements if sql.upper().startswith(TRANSACTION_CONTROL)]
-        counts[name] = {
-            "statements_logged": len(statements),
-            "data_queries": len(statements) - len(control),
-            "savepoints": sum(sql.upper().startswith("SAVEPOINT") for sql in control),
-            "transactions": sum(sql.upper().startswith("BEGIN") for sql in control),
-            "statements": statements,
-        }
-    assert Order.objects.filter(owner=user).count() == 4
-    summary = {
-        name: {key: value for key, value in count.items() if key != "statements"}
-        for name, count in counts.items()
-    }
-    RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / "queries.json"
-    path.write_text(
-        json.dumps({"database": connection.vendor, "per_request": counts}, indent=2) + "\n"
-    )
-    print(f"\nSQL per POST on {connection.vendor}: {json.dumps(summary)}")
+def test_queries_per_request(bench_database: str) -> None:
+    """What one request sends to PostgreSQL, orchestrated and hand-written (no load)."""
+    env, _ = seeded_environment(bench_database)
+    counts = statements.measure(env)
+    path = statements.write(counts, machine(bench_database))
+    print("\n" + "\n".join(statements.table(counts)))
     print(f"results: {path}")
+    orchestrated, inline = counts["orchestrated"], counts["inline"]
+    assert inline["transactions"] == 1
+    assert orchestrated["transactions"] >= 1
+    # The recorded run writes its record: one statement more than the run that is not.
+    assert counts["orchestrated, run recorded"]["data_statements"] > orchestrated["data_statements"]

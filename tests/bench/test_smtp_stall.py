@@ -15,37 +15,30 @@ to ``bench-results/smtp_stall.json`` and ``.md``; nothing here asserts a timing.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import shutil
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.bench.test_end_to_end import (
+from tests.bench.load import (
     CONNECTIONS,
-    PASSWORD,
-    PRODUCTS,
-    RESULTS_DIR,
     SECONDS,
-    SEED,
-    USERNAME,
     WORKERS,
-    WRK_SCRIPT,
-    bench_database,
+    load_average,
+    machine,
     run_wrk,
+    seeded_environment,
     summarize,
+    write_results,
+    wrk_environment,
+    wrk_script,
 )
 from tests.reliability.smtp import Mailbox
 from tests.reliability.test_outbox_crash import spawn, stop, worker_command
-from tests.servers import app_env, free_port, http_request, manage, running_gunicorn
+from tests.servers import free_port, running_gunicorn
 
 pytestmark = pytest.mark.bench
-
-__all__ = ["bench_database"]  # the fixture, shared with the end-to-end benchmark
 
 STALL = 5.0
 ROUNDS = ("healthy", "stalled", "stalled", "healthy")
@@ -56,44 +49,31 @@ def test_create_order_with_a_healthy_and_a_stalled_mail_server(bench_database: s
     if shutil.which("wrk") is None:
         pytest.skip("wrk is not installed: `make bench` installs it (Debian package wrk).")
     mailbox = Mailbox(free_port())
-    env = app_env(
-        database_url=bench_database,
-        DJANGO_SETTINGS_MODULE="tests.bench.settings",
+    environment = machine(
+        bench_database,
+        gunicorn_workers=WORKERS,
+        task_workers=1,
+        wrk_connections=CONNECTIONS,
+        seconds_per_round=SECONDS,
+        seconds_per_inline_round=max(SECONDS, round(3 * STALL)),
+        stall_seconds=STALL,
+        runner=sys.executable,
+    )
+    env, first_product = seeded_environment(
+        bench_database,
         EMAIL_URL=f"smtp://127.0.0.1:{mailbox.port}",
         # Longer than the stall: the inline endpoint waits the stall out rather than failing.
         EMAIL_TIMEOUT="10",
-        LOG_LEVEL="WARNING",
     )
-    manage(env, "migrate", "--no-input")
-    seeded = manage(
-        env,
-        "shell",
-        "-c",
-        SEED.format(username=USERNAME, password=PASSWORD, products=PRODUCTS),
-    )
-    first_product = int(seeded.split("FIRST_PRODUCT")[1].split()[0])
     rounds: dict[str, list[dict[str, Any]]] = {}
     mailbox.start()
-    with tempfile.TemporaryDirectory(prefix="bench-smtp-") as directory:
-        script = Path(directory) / "orders.lua"
-        script.write_text(WRK_SCRIPT)
-        worker = spawn(worker_command("database"), env, Path(directory) / "worker.log")
+    with wrk_script() as script:
+        worker = spawn(worker_command("database"), env, script.parent / "worker.log")
         try:
             with running_gunicorn(
                 env, workers=WORKERS, extra_args=["--access-logfile", "/dev/null"]
             ) as server:
-                status, _, body = http_request(
-                    f"{server.url}/api/auth/token/",
-                    method="POST",
-                    json_body={"username": USERNAME, "password": PASSWORD},
-                )
-                assert status == 200, body
-                wrk_env = {
-                    **os.environ,
-                    "BENCH_TOKEN": json.loads(body)["access"],
-                    "BENCH_FIRST_PRODUCT": str(first_product),
-                    "BENCH_PRODUCTS": str(PRODUCTS),
-                }
+                wrk_env = wrk_environment(server.url, first_product)
                 run_wrk(f"{server.url}{ENDPOINTS['orchestrated']}", 3, wrk_env, script)
                 plan = [("orchestrated", mail) for mail in ROUNDS]
                 plan += [("inline", "healthy"), ("inline", "stalled")]
@@ -106,6 +86,7 @@ def test_create_order_with_a_healthy_and_a_stalled_mail_server(bench_database: s
         finally:
             stop(worker)
             mailbox.stop()
+    environment["load_average_after"] = load_average()
 
     results = {name: summarize(values) for name, values in rounds.items()}
     healthy = results["orchestrated, healthy SMTP"]
@@ -115,40 +96,29 @@ def test_create_order_with_a_healthy_and_a_stalled_mail_server(bench_database: s
         "p99": round(stalled["p99_ms"] / healthy["p99_ms"], 3),
         "rps": round(stalled["rps"] / healthy["rps"], 3),
     }
-    environment = {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "database": "postgresql",
-        "gunicorn_workers": WORKERS,
-        "task_workers": 1,
-        "wrk_connections": CONNECTIONS,
-        "seconds_per_round": SECONDS,
-        "seconds_per_inline_round": max(SECONDS, round(3 * STALL)),
-        "stall_seconds": STALL,
-        "runner": sys.executable,
-    }
-    RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / "smtp_stall.json").write_text(
-        json.dumps({"environment": environment, "results": results, "ratios": ratios}, indent=2)
-        + "\n"
-    )
     table = [
         "| endpoint, mail server | requests | req/s | p50 ms | p99 ms | non-2xx | timeouts |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, result in results.items():
         table.append(
-            f"| {name} | {result['requests']} | {result['rps']} | {result['p50_ms']} | "
-            f"{result['p99_ms']} | {result['non_2xx']} | {result['socket_errors']} |"
+            f"| {name} | {result['requests']} | {result['rps']} | {result['p50_ms'] or '-'} | "
+            f"{result['p99_ms'] or '-'} | {result['non_2xx']} | {result['socket_errors']} |"
         )
-    table.append(
-        f"\norchestrated, stalled/healthy: p50 {ratios['p50']}, p99 {ratios['p99']}, "
-        f"req/s {ratios['rps']}"
-    )
-    md_path = RESULTS_DIR / "smtp_stall.md"
-    md_path.write_text(
-        "# POST /api/orders/ with a healthy and a stalled (5 s) SMTP server\n\n"
-        f"Environment: {json.dumps(environment)}\n\n" + "\n".join(table) + "\n"
+    table += [
+        "",
+        (
+            f"orchestrated, stalled/healthy: p50 {ratios['p50']}, p99 {ratios['p99']}, "
+            f"req/s {ratios['rps']}"
+        ),
+        "",
+        f"Environment: {json.dumps(environment)}",
+    ]
+    md_path = write_results(
+        "smtp_stall",
+        "POST /api/orders/ with a healthy and a stalled (5 s) SMTP server",
+        {"environment": environment, "results": results, "ratios": ratios},
+        table,
     )
     print("\n" + "\n".join(table))
     print(f"\nresults: {md_path}")
