@@ -77,6 +77,7 @@ format: install
 
 # Engine overhead and memory run on DATABASE_URL (SQLite by default); the
 # end-to-end run needs the local PostgreSQL (BENCH_DATABASE_URL names a bench_* database).
+# BENCH_E2E_REPETITIONS, _ROUNDS, _SECONDS and _EXTRAS shape it (README, "Benchmarks").
 bench: install system-deps
 	$(BIN)/python -m pip install --quiet -e ".[drf,dashboards,opentelemetry]" --group dev --group bench
 	$(BIN)/python -m pytest tests/bench -m bench -s -p no:cacheprovider
