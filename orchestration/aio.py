@@ -99,8 +99,8 @@ async def run(run: _Run) -> OrchestratorResult[Any]:
         else:
             data = await _call(run.orchestrator.build_result, run.ctx)
     finally:
-        run._end()
-    return run._result(started, data)
+        elapsed_ns = run._end(started)
+    return run._result(elapsed_ns, data)
 
 
 async def _run_main(run: _Run) -> bool:

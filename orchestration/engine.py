@@ -64,7 +64,7 @@ from orchestration.errors import (
     TransactionConflict,
     classify,
 )
-from orchestration.metrics import OrchestratorMetrics, StepMetrics
+from orchestration.metrics import OrchestratorMetrics, StepMetrics, end_run, observe
 from orchestration.result import OrchestratorResult, StepRecord
 from orchestration.runs import run_finished
 from orchestration.scope import StepScope
@@ -206,22 +206,32 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
         of journaled effects, so that a retry of the same request reaches the
         external systems under the same keys. Without one every run is new.
         """
-        request_id = request_id or current_request_id.get() or new_request_id()
-        token = current_request_id.set(request_id)
+        current = current_request_id.get()
+        request_id = request_id or current or new_request_id()
+        # Usually TimingMiddleware has set it already: then there is nothing to set.
+        token = None if request_id == current else current_request_id.set(request_id)
         try:
             for attempt in range(1, self.conflict_attempts + 1):
                 ctx = self.initialize_context(input, user=user, request_id=request_id, **extra)
-                owns_transaction = self.atomic and not self._in_outer_transaction()
-                run = self._new_run(ctx, effect_scope=journal.effect_scope(user, idempotency_key))
+                run = self._new_run(
+                    ctx,
+                    effect_scope=None
+                    if idempotency_key is None
+                    else journal.effect_scope(user, idempotency_key),
+                )
                 result = run.execute()
-                if not (owns_transaction and run.may_run_again()):
+                # Only a run that owned its transaction (no outer atomic block) starts again.
+                if run.failure is None or not (
+                    run.may_run_again() and self.atomic and not self._in_outer_transaction()
+                ):
                     break
                 if attempt < self.conflict_attempts:
                     logger.info("transaction conflict: running %s again", self.metric_name)
                     time.sleep(random.uniform(0.005, 0.02) * attempt)
             run_finished(self, run.ctx, run.steps, result)
         finally:
-            current_request_id.reset(token)
+            if token is not None:
+                current_request_id.reset(token)
         collect(result)
         return result
 
@@ -342,6 +352,19 @@ def _step_host(database: str) -> type[BaseOrchestrator[Any, Any, Any]]:
     )
 
 
+#: The after-commit steps of each pipeline, found once: {id(steps): (steps, deferred)}.
+_deferred_steps: dict[int, tuple[tuple[Step[Any], ...], tuple[Step[Any], ...]]] = {}
+
+
+def _deferred(steps: tuple[Step[Any], ...]) -> tuple[Step[Any], ...]:
+    found = _deferred_steps.get(id(steps))
+    if found is None or found[0] is not steps:
+        if len(_deferred_steps) > 1024:  # pipelines computed anew on every run
+            _deferred_steps.clear()
+        found = _deferred_steps[id(steps)] = (steps, tuple(s for s in steps if s.after_commit))
+    return found[1]
+
+
 class _Run:
     """The state of one execution (or of one branch of a parallel group)."""
 
@@ -353,6 +376,7 @@ class _Run:
         "failure",
         "group",
         "metrics",
+        "observed",
         "orchestrator",
         "owner",
         "records",
@@ -380,6 +404,8 @@ class _Run:
         self.metrics = metrics
         self.step_metrics = (None,) * len(steps) if metrics is None else metrics.for_steps(steps)
         self.records: list[StepRecord] = []
+        #: Plain steps' histogram observations, written at the run's end (``metrics.end_run``).
+        self.observed: list[tuple[Any, float]] = []
         #: Completed steps that have a compensation, in the order they ran.
         self.completed: list[tuple[Step[Any], StepRecord]] = []
         self.failure: StepError | None = None
@@ -411,33 +437,35 @@ class _Run:
             else:
                 data = orchestrator.build_result(self.ctx)
         finally:
-            self._end()
-        return self._result(started, data)
+            elapsed_ns = self._end(started)
+        return self._result(elapsed_ns, data)
 
     def _begin(self) -> int:
         if self.metrics is not None:
-            self.metrics.in_progress.inc()
-        return time.perf_counter_ns()
+            self.metrics.start(self)
+        return perf_counter_ns()
 
-    def _end(self) -> None:
-        if self.metrics is not None:
-            self.metrics.in_progress.dec()
-
-    def _result(self, started: int, data: Any) -> OrchestratorResult[Any]:
-        orchestrator, metrics = self.orchestrator, self.metrics
-        elapsed_ns = time.perf_counter_ns() - started
-        success = self.failure is None
+    def _end(self, started: int) -> int:
+        """The run's wall time (ns); its metrics written, all at once."""
+        elapsed_ns = perf_counter_ns() - started
+        metrics = self.metrics
         if metrics is not None:
-            metrics.duration["success" if success else "failure"].observe(elapsed_ns / 1e9)
+            metrics.finish(self)
+            outcome = "success" if self.failure is None else "failure"
+            end_run(self.observed, metrics.duration[outcome], elapsed_ns / 1e9)
+        return elapsed_ns
+
+    def _result(self, elapsed_ns: int, data: Any) -> OrchestratorResult[Any]:
+        failure = self.failure
         return OrchestratorResult(
-            success=success,
-            orchestrator=type(orchestrator).metric_name,
-            request_id=self.ctx.request_id,
-            data=data,
-            error=self.failure,
-            warnings=list(self.ctx.errors),
-            duration_ms=elapsed_ns / 1e6,
-            steps=self.records,
+            failure is None,
+            self.orchestrator.metric_name,
+            self.ctx.request_id,
+            data,
+            failure,
+            self.ctx.errors[:],
+            elapsed_ns / 1e6,
+            self.records,
         )
 
     def may_run_again(self) -> bool:
@@ -472,7 +500,31 @@ class _Run:
         return not self.effects or self._settle()
 
     def _run_steps(self, steps: Iterable[tuple[Step[Any], StepMetrics | None]]) -> bool:
+        records, observed, branch = self.records, self.observed, self.group is not None
         for step, metrics in steps:
+            if step.plain and not branch:
+                # The fast path, inline: no condition, savepoint, retry or budget to apply.
+                ctx = self.ctx
+                started = perf_counter_ns()
+                try:
+                    returned = step.operation(ctx)
+                    if returned is not ctx:
+                        returned = self._check_return(step, ctx, returned)
+                except Exception as exc:
+                    record = StepRecord(step.name, "ok", True, 1)
+                    records.append(record)
+                    self._failed(step, record, exc, metrics, started)
+                    self.failure = record.error
+                    return False
+                elapsed_ns = perf_counter_ns() - started
+                record = StepRecord(step.name, "ok", True, 1, elapsed_ns / 1e6)
+                records.append(record)
+                if metrics is not None:
+                    observed.append((metrics.ok, elapsed_ns / 1e9))
+                self.ctx = returned
+                if step.compensate is not None:
+                    self.completed.append((step, record))
+                continue
             if step.after_commit:
                 continue
             if isinstance(step, Parallel):
@@ -508,7 +560,7 @@ class _Run:
         return False
 
     def _schedule_after_commit(self) -> None:
-        deferred = [step for step in self.steps if step.after_commit]
+        deferred = _deferred(self.steps)
         if deferred:
             # Imported here: the outbox uses models, and this module loads with the app.
             from orchestration import outbox
@@ -555,7 +607,7 @@ class _Run:
         elapsed_ns = perf_counter_ns() - started
         record.duration_ms = elapsed_ns / 1e6
         if metrics is not None:
-            metrics.ok.observe(elapsed_ns / 1e9)
+            observe(metrics.ok, elapsed_ns / 1e9)
         self.ctx = ctx
         if step.compensate is not None or step.recover is not None:
             self.completed.append((step, record))
@@ -731,7 +783,7 @@ class _Run:
         record.error = error
         record.status = "timed_out" if isinstance(exc, StepTimeout) else "failed"
         if metrics is not None:
-            metrics.duration[record.status].observe(elapsed_ns / 1e9)
+            observe(metrics.duration[record.status], elapsed_ns / 1e9)
             metrics.failed(error.code)
         if not step.critical:
             self.ctx.errors.append(error)

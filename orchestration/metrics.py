@@ -8,14 +8,25 @@ workers; the in-progress gauge sums the live processes.
 
 Label children are resolved once per (orchestrator, step) and cached, so a run
 pays for a dictionary lookup, not for label resolution.
+
+The engine writes its histograms and its in-progress gauge through ``observe``,
+``add`` and ``end_run`` below, not through ``Histogram.observe``: in a single
+process those take one lock per write (one for all of a run's plain steps at
+its end), where ``Histogram.observe`` takes two per observation (the sum and
+the bucket). The values written are the same (the bucket is the first whose
+bound is not below the value, as ``observe`` chooses it). Under multiprocess
+mode the client's own methods are used. Code outside the engine that writes to
+the engine's label children must do it through these functions too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -92,6 +103,40 @@ IN_PROGRESS = Gauge(
     multiprocess_mode="livesum",
 )
 
+#: Single-process values (a float behind a lock each) are written directly, under one
+#: lock of the engine's; multiprocess ones (memory-mapped files) through the client.
+DIRECT = values.ValueClass is values.MutexValue
+_lock = threading.Lock()
+
+
+def observe(child: Histogram, seconds: float) -> None:
+    """``child.observe(seconds)`` for one of the engine's histogram children."""
+    if not DIRECT:
+        child.observe(seconds)
+        return
+    with _lock:
+        child._sum._value += seconds
+        child._buckets[bisect_left(child._upper_bounds, seconds)]._value += 1
+
+
+def end_run(
+    observations: Iterable[tuple[Histogram, float]], duration: Histogram, seconds: float
+) -> None:
+    """A run's end: its steps' ``observations`` and its own duration, under one lock
+    in a single process."""
+    if not DIRECT:
+        for child, value in observations:
+            child.observe(value)
+        duration.observe(seconds)
+        return
+    with _lock:
+        for child, value in observations:
+            child._sum._value += value
+            child._buckets[bisect_left(child._upper_bounds, value)]._value += 1
+        duration._sum._value += seconds
+        duration._buckets[bisect_left(duration._upper_bounds, seconds)]._value += 1
+
+
 #: Time in queue spans from milliseconds (an idle worker) to hours (a backlog).
 QUEUE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
 
@@ -166,7 +211,7 @@ class StepMetrics:
 class OrchestratorMetrics:
     """The label children of one orchestrator, steps resolved on first use."""
 
-    __slots__ = ("_pipeline", "duration", "groups", "in_progress", "name", "steps")
+    __slots__ = ("_pipeline", "duration", "groups", "in_progress", "name", "running", "steps")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -175,9 +220,27 @@ class OrchestratorMetrics:
             for outcome in ("success", "failure")
         }
         self.in_progress = IN_PROGRESS.labels(name)
+        #: The runs in progress in this process (``start`` and ``finish``).
+        self.running: set[object] = set()
+        if DIRECT:
+            # Read when scraped: adding to and removing from a set needs no lock.
+            self.in_progress.set_function(self.running.__len__)
         self.steps: dict[tuple[str, bool], StepMetrics] = {}
         self.groups: dict[str, dict[str, Histogram]] = {}
         self._pipeline: tuple[Sequence[Step[Any]], tuple[StepMetrics | None, ...]] = ((), ())
+
+    def start(self, run: object) -> None:
+        """``run`` is in progress (the in-progress gauge counts it)."""
+        if DIRECT:
+            self.running.add(run)
+        else:
+            self.in_progress.inc()
+
+    def finish(self, run: object) -> None:
+        if DIRECT:
+            self.running.discard(run)
+        else:
+            self.in_progress.dec()
 
     def for_steps(self, steps: Sequence[Step[Any]]) -> tuple[StepMetrics | None, ...]:
         """The children of each step of ``steps``, in order; resolved once per pipeline.

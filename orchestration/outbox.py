@@ -118,15 +118,17 @@ def _enqueue_in_database(ids: Sequence[str], using: str) -> None:
     """
     from django_tasks import task_backends
     from django_tasks.signals import task_enqueued
+    from django_tasks_db import DatabaseBackend
     from django_tasks_db.compat import normalize_json
     from django_tasks_db.models import DBTaskResult, get_date_max
 
     from orchestration.tasks import run_queued_step as task
 
     backend = task_backends[task.backend]
+    assert isinstance(backend, DatabaseBackend)  # _stores_tasks_in said so
     backend.validate_task(task)
     run_after = task.run_after if task.run_after is not None else get_date_max()
-    rows = [
+    rows: list[DBTaskResult] = [
         DBTaskResult(
             id=backend._get_id(),
             args_kwargs=normalize_json({"args": [entry_id], "kwargs": {}}),

@@ -225,3 +225,33 @@ def test_error_codes_that_would_grow_the_label_set_are_folded_into_other():
     assert failures("metrics_codes", "other") - other_before == 5
     assert failures("metrics_bad_code", "Not A Code!") == 0
     assert failures("metrics_bad_code", "other") >= 1
+
+
+def test_the_engines_writes_expose_what_the_clients_observe_would():
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from orchestration import metrics
+
+    def exposition(write) -> list[str]:
+        registry = CollectorRegistry()
+        histogram = Histogram("same_seconds", "h", ["step"], buckets=BUCKETS, registry=registry)
+        child, other = histogram.labels("a"), histogram.labels("b")
+        values = [0.0, 0.0001, 0.00011, 0.0005, 0.003, 0.75, 2.5, 29.9, 30.0, 45.0, 1e-9]
+        write(child, other, values)
+        return [
+            line
+            for line in generate_latest(registry).decode().splitlines()
+            if not line.startswith("same_seconds_created")
+        ]
+
+    def through_client(child, other, values):
+        for value in values:
+            child.observe(value)
+        other.observe(0.2)
+
+    def through_engine(child, other, values):
+        metrics.observe(child, values[0])
+        metrics.end_run([(child, value) for value in values[1:]], other, 0.2)
+
+    assert metrics.DIRECT  # the test suite runs in a single process
+    assert exposition(through_engine) == exposition(through_client)
