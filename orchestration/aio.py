@@ -89,9 +89,7 @@ async def run(run: _Run) -> OrchestratorResult[Any]:
     """A run without a transaction, on the event loop."""
     started = run._begin()
     try:
-        if await _run_main(run) and any(step.after_commit for step in run.steps):
-            # Outside a transaction, on_commit callbacks run at once.
-            await sync_to_async(run._schedule_after_commit, thread_sensitive=True)()
+        await _run_main(run)
         if run.failure is not None:
             if run.completed:
                 await sync_to_async(run._compensate, thread_sensitive=True)()
@@ -125,7 +123,8 @@ async def _run_main(run: _Run) -> bool:
             return False
     if segment and not await sync_to_async(run._run_steps, thread_sensitive=True)(segment):
         return False
-    return not run.effects or await sync_to_async(run._settle, thread_sensitive=True)()
+    # Settle and queue (outside a transaction, on_commit callbacks run at once).
+    return await sync_to_async(run._finish, thread_sensitive=True)()
 
 
 async def run_step(run: _Run, step: Step[Any], metrics: StepMetrics | None) -> StepRecord:

@@ -42,7 +42,7 @@ from asgiref.sync import SyncToAsync, async_to_sync
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, transaction
 from django.db.models import Model
 
-from orchestration import journal, parallel, registry
+from orchestration import batch, journal, parallel, registry
 from orchestration.conf import get_config
 from orchestration.context import (
     OperationContext,
@@ -333,7 +333,7 @@ def execute_step(
     record = run._run_step(step, None)
     if run.effects:
         if record.error is None:
-            run._settle()
+            run._close(())
         else:
             run._compensate()
     after = run.ctx
@@ -429,8 +429,8 @@ class _Run:
         try:
             if orchestrator.atomic:
                 self._run_in_transaction()
-            elif self._run_main():
-                self._schedule_after_commit()
+            else:
+                self._run_main()
             if self.failure is not None:
                 self._compensate()
                 data = None
@@ -485,7 +485,6 @@ class _Run:
             with transaction.atomic(using=using):
                 if not self._run_main():
                     raise _Abort
-                self._schedule_after_commit()
         except _Abort:
             pass
         except DatabaseError as exc:
@@ -494,10 +493,49 @@ class _Run:
                 self.failure = error_from_exception(TRANSACTION_STEP, exc)
 
     def _run_main(self) -> bool:
-        """Run the in-transaction steps; False when a critical step failed."""
+        """Run the in-transaction steps, then settle the journaled effects and queue the
+        after-commit steps; False when the run failed."""
         if not self._run_steps(zip(self.steps, self.step_metrics, strict=True)):
             return False
-        return not self.effects or self._settle()
+        return self._finish()
+
+    def _finish(self) -> bool:
+        """After the last in-transaction step: settle and queue (``_close``), if needed."""
+        deferred = _deferred(self.steps)
+        return (not self.effects and not deferred) or self._close(deferred)
+
+    def _close(self, deferred: tuple[Step[Any], ...]) -> bool:
+        """The run's last writes, one statement on PostgreSQL (``orchestration.batch``):
+        the journal entries settled, the after-commit steps queued. False (nothing
+        queued, the records of the after-commit steps gone) if that failed or an
+        entry was lost."""
+        using = self.orchestrator.database
+        statements = []
+        if self.effects:
+            keys = [effect.key for effect in self.effects.values()]
+            statements.append(journal.settle_statement(keys, owner=self.owner, using=using))
+        records, warnings = len(self.records), len(self.ctx.errors)
+        queued = None
+        if deferred:
+            # Imported here: the outbox uses models, and this module loads with the app.
+            from orchestration import outbox
+
+            queued = outbox.prepare(self, deferred)
+            if queued is not None:
+                statements.extend(queued.statements)
+        try:
+            settled = batch.send(statements, using=using) if statements else 0
+        except DatabaseError as exc:
+            self.failure = error_from_exception(TRANSACTION_STEP, exc)
+        else:
+            if settled == len(self.effects):
+                if queued is not None:
+                    queued.written()
+                return True
+            self._lost_lease()
+        del self.records[records:]
+        del self.ctx.errors[warnings:]
+        return False
 
     def _run_steps(self, steps: Iterable[tuple[Step[Any], StepMetrics | None]]) -> bool:
         records, observed, branch = self.records, self.observed, self.group is not None
@@ -536,19 +574,7 @@ class _Run:
                 return False
         return True
 
-    def _settle(self) -> bool:
-        """Settle the journaled effects in the run's transaction; False if one was lost."""
-        try:
-            settled = journal.settle(
-                (effect.key for effect in self.effects.values()),
-                owner=self.owner,
-                using=self.orchestrator.database,
-            )
-        except DatabaseError as exc:
-            self.failure = error_from_exception(TRANSACTION_STEP, exc)
-            return False
-        if settled == len(self.effects):
-            return True
+    def _lost_lease(self) -> None:
         logger.error(
             "the run outlived the lease of its journaled effects; recovery took them over",
             extra={"request_id": self.ctx.request_id},
@@ -557,15 +583,6 @@ class _Run:
             "The request took too long and was rolled back; try again.", code="effect_lease_lost"
         )
         self.failure = error_from_exception(TRANSACTION_STEP, lost)
-        return False
-
-    def _schedule_after_commit(self) -> None:
-        deferred = _deferred(self.steps)
-        if deferred:
-            # Imported here: the outbox uses models, and this module loads with the app.
-            from orchestration import outbox
-
-            outbox.enqueue(self, deferred)
 
     def _metrics_of(self, step: Step[Any]) -> StepMetrics | None:
         if self.metrics is None:

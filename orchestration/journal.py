@@ -36,6 +36,8 @@ from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connec
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
+from orchestration import batch
+from orchestration.batch import Statement
 from orchestration.conf import get_config
 from orchestration.errors import Conflict
 
@@ -245,19 +247,26 @@ def _claim_key(effect: Effect, *, owner: str, using: str) -> str | None:
     return row[0] if row else PENDING
 
 
+def settle_statement(keys: Iterable[str], *, owner: str, using: str) -> Statement:
+    """The ``UPDATE`` that marks the run's entries settled, to send in the run's own
+    transaction (``orchestration.batch``); it counts the entries it settled."""
+    keys = list(keys)
+    marks = ", ".join(["%s"] * len(keys))
+    return Statement(
+        f"UPDATE {TABLE} SET state = %s, updated = %s "
+        f"WHERE key IN ({marks}) AND owner = %s AND state = %s",
+        [SETTLED, _timestamp(using, timezone.now()), *keys, owner, PENDING],
+        counted=True,
+    )
+
+
 def settle(keys: Iterable[str], *, owner: str, using: str = DEFAULT_DB_ALIAS) -> int:
     """Mark the run's entries settled, in the run's own transaction; how many were.
 
     Fewer than asked means that recovery took an entry over (the run outlived
     its lease): the run must not commit.
     """
-    from orchestration.models import EffectRecord
-
-    return (
-        EffectRecord.objects.using(using)
-        .filter(key__in=list(keys), owner=owner, state=PENDING)
-        .update(state=SETTLED, updated=timezone.now())
-    )
+    return batch.send([settle_statement(keys, owner=owner, using=using)], using=using)
 
 
 def record_compensation(

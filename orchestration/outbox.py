@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from importlib import import_module
@@ -37,7 +38,8 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from orchestration import registry
+from orchestration import batch, registry
+from orchestration.batch import Statement
 from orchestration.conf import get_config
 from orchestration.context import StepError, current_request_id, new_request_id
 from orchestration.metrics import queued_step_metrics
@@ -59,8 +61,17 @@ def setting(name: str) -> Any:
 # -- in the request ------------------------------------------------------------------
 
 
-def enqueue(run: _Run, steps: Sequence[Step[Any]]) -> None:
-    """Queue ``steps`` of ``run`` in the current transaction (records say ``queued``)."""
+@dataclass(slots=True)
+class Queued:
+    """After-commit steps ready to be written: send ``statements`` in the run's
+    transaction (``orchestration.batch``), then call ``written``."""
+
+    statements: list[Statement]
+    written: Callable[[], None]
+
+
+def prepare(run: _Run, steps: Sequence[Step[Any]]) -> Queued | None:
+    """The rows that queue ``steps`` of ``run`` (records say ``queued``); None if none is."""
     orchestrator = type(run.orchestrator)
     using = run.orchestrator.database
     now = timezone.now()
@@ -95,29 +106,45 @@ def enqueue(run: _Run, steps: Sequence[Step[Any]]) -> None:
             )
         )
         run.records.append(StepRecord(step.name, "queued", step.critical))
-        if metrics is not None:
-            queued_step_metrics(orchestrator.metric_name, step.name).queued.inc()
     if not entries:
-        return
-    QueuedStep.objects.using(using).bulk_create(entries)
+        return None
     ids = [str(entry.pk) for entry in entries]
+    statements = [batch.insert(entries, using=using)]
+    tasks: list[Any] = []
     if transactional:
         # Same database, same transaction: a failure here fails the run, nothing is half-queued.
-        _enqueue_in_database(ids, using)
-    else:
-        transaction.on_commit(partial(_dispatch, ids), using=using, robust=True)
+        tasks = _task_rows(ids)
+        statements.append(batch.insert(tasks, using=using))
+    counted = run.metrics is not None
+
+    def written() -> None:
+        if counted:
+            for entry in entries:
+                queued_step_metrics(entry.orchestrator, entry.step).queued.inc()
+        if transactional:
+            _announce(tasks)
+        else:
+            transaction.on_commit(partial(_dispatch, ids), using=using, robust=True)
+
+    return Queued(statements, written)
 
 
-def _enqueue_in_database(ids: Sequence[str], using: str) -> None:
-    """``run_queued_step.enqueue(id)`` for each id, as one multi-row INSERT.
+def enqueue(run: _Run, steps: Sequence[Step[Any]]) -> None:
+    """Queue ``steps`` of ``run`` in the current transaction (records say ``queued``)."""
+    queued = prepare(run, steps)
+    if queued is not None:
+        batch.send(queued.statements, using=run.orchestrator.database)
+        queued.written()
 
-    What ``django_tasks_db``'s backend writes for one task, for all of them at
-    once (its ``enqueue`` sends one INSERT per task): the same row, the
-    ``run_after`` its ``pre_save`` handler would set (``bulk_create`` sends no
-    signals), then ``task_enqueued`` for each task, as ``enqueue`` does.
+
+def _task_rows(ids: Sequence[str]) -> list[Any]:
+    """The rows ``run_queued_step.enqueue(id)`` writes for each id, to insert at once.
+
+    The same rows as ``django_tasks_db``'s backend writes one INSERT at a time,
+    with the ``run_after`` its ``pre_save`` handler would set (a multi-row
+    insert sends no signals).
     """
     from django_tasks import task_backends
-    from django_tasks.signals import task_enqueued
     from django_tasks_db import DatabaseBackend
     from django_tasks_db.compat import normalize_json
     from django_tasks_db.models import DBTaskResult, get_date_max
@@ -128,7 +155,7 @@ def _enqueue_in_database(ids: Sequence[str], using: str) -> None:
     assert isinstance(backend, DatabaseBackend)  # _stores_tasks_in said so
     backend.validate_task(task)
     run_after = task.run_after if task.run_after is not None else get_date_max()
-    rows: list[DBTaskResult] = [
+    return [
         DBTaskResult(
             id=backend._get_id(),
             args_kwargs=normalize_json({"args": [entry_id], "kwargs": {}}),
@@ -140,9 +167,16 @@ def _enqueue_in_database(ids: Sequence[str], using: str) -> None:
         )
         for entry_id in ids
     ]
-    DBTaskResult.objects.using(using).bulk_create(rows)
-    for row in rows:
-        task_enqueued.send(type(backend), task_result=row.task_result)
+
+
+def _announce(tasks: Sequence[Any]) -> None:
+    """``task_enqueued`` for each task written, as the backend's ``enqueue`` sends it."""
+    from django_tasks import task_backends
+    from django_tasks.signals import task_enqueued
+
+    for row in tasks:
+        backend = type(task_backends[row.backend_name])
+        task_enqueued.send(backend, task_result=row.task_result)
 
 
 def _stores_tasks_in(using: str) -> bool:

@@ -36,7 +36,8 @@ class KillAfterCommit:
             return self.get_response(request)
 
         def arm_on_queue_insert(execute: Any, sql: str, params: Any, many: bool, context: Any):
-            if sql.startswith('INSERT INTO "orchestration_queuedstep"'):
+            # On PostgreSQL the insert is part of the run's last statement (orchestration.batch).
+            if 'INSERT INTO "orchestration_queuedstep"' in sql:
                 # Registered inside the run's transaction, before the dispatch: runs first.
                 transaction.on_commit(_kill_self)
             return execute(sql, params, many, context)
