@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Callable
 from contextvars import Token
+from functools import partial
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -19,6 +20,7 @@ from django.utils.http import escape_leading_slashes
 from orchestration.context import collected_runs, current_request_id, new_request_id
 from orchestration.envelope import error_body
 from orchestration.result import OrchestratorResult
+from orchestration.runs import deferred_records, write_deferred
 
 #: An incoming X-Request-ID is kept only when it looks like an id: anything else
 #: (too long, spaces, control characters, header injection) is replaced.
@@ -40,8 +42,10 @@ class TimingMiddleware:
     """Give every response ``X-Request-ID`` and ``Server-Timing``.
 
     The request id is set for the duration of the request, so log records
-    (see ``RequestIdFilter``) and orchestrator runs carry it. Sync and async:
-    under ASGI an async view stays on the event loop.
+    (see ``RequestIdFilter``) and orchestrator runs carry it. The run records
+    of the request (``orchestration.runs``) are written when the server closes
+    the response, once it has been sent. Sync and async: under ASGI an async
+    view stays on the event loop.
     """
 
     sync_capable = True
@@ -55,34 +59,48 @@ class TimingMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if iscoroutinefunction(self):
             return self._acall(request)
-        started, tokens, runs = self._enter(request)
+        started, tokens, runs, records = self._enter(request)
         try:
             response = self.get_response(request)
+        except BaseException:
+            write_deferred(records)
+            raise
         finally:
             self._exit(tokens)
-        return self._finish(request, response, started, runs)
+        return self._finish(request, response, started, runs, records)
 
     async def _acall(self, request: HttpRequest) -> HttpResponse:
-        started, tokens, runs = self._enter(request)
+        started, tokens, runs, records = self._enter(request)
         try:
             response = await self.get_response(request)
+        except BaseException:
+            write_deferred(records)
+            raise
         finally:
             self._exit(tokens)
-        return self._finish(request, response, started, runs)
+        return self._finish(request, response, started, runs, records)
 
     @staticmethod
-    def _enter(request: HttpRequest) -> tuple[int, tuple[Token[Any], ...], list[Any]]:
+    def _enter(
+        request: HttpRequest,
+    ) -> tuple[int, tuple[Token[Any], ...], list[Any], list[Any]]:
         started = time.perf_counter_ns()
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if WELL_FORMED_REQUEST_ID.match(incoming) else new_request_id()
         request.request_id = request_id  # type: ignore[attr-defined]
         runs: list[OrchestratorResult[Any]] = []
-        tokens = (current_request_id.set(request_id), collected_runs.set(runs))
-        return started, tokens, runs
+        records: list[Any] = []
+        tokens = (
+            current_request_id.set(request_id),
+            collected_runs.set(runs),
+            deferred_records.set(records),
+        )
+        return started, tokens, runs, records
 
     @staticmethod
     def _exit(tokens: tuple[Token[Any], ...]) -> None:
-        id_token, runs_token = tokens
+        id_token, runs_token, records_token = tokens
+        deferred_records.reset(records_token)
         collected_runs.reset(runs_token)
         current_request_id.reset(id_token)
 
@@ -92,10 +110,16 @@ class TimingMiddleware:
         response: HttpResponse,
         started: int,
         runs: list[OrchestratorResult[Any]],
+        records: list[Any],
     ) -> HttpResponse:
         total_ms = (time.perf_counter_ns() - started) / 1e6
         response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
         response["Server-Timing"] = server_timing(total_ms, runs)
+        if records:
+            # The server closes the response once it has sent it: the records wait until then.
+            response._resource_closers.append(  # type: ignore[attr-defined]
+                partial(write_deferred, records)
+            )
         return response
 
 

@@ -5,8 +5,14 @@ run its OpenTelemetry spans (when tracing is on, see ``tracing``) and decides
 whether to keep a ``RunRecord``: failures always, successes with probability
 ``RUN_RECORD_SAMPLE_RATE``.
 
-The record is written outside the run's transaction, so that a failure whose
-writes were rolled back still leaves one:
+The record is written off the request's critical path: inside a request
+served through ``TimingMiddleware`` it waits until the response has been sent
+(the server closes the response, see ``deferred_records``), so no client waits
+for it; a process killed in between loses it. Elsewhere (a command, a task) it
+is written when the run ends.
+
+Either way it is written outside the run's transaction, so that a failure
+whose writes were rolled back still leaves one:
 
 - when the run owned its transaction (the usual case: a view that is not in
   ``ATOMIC_REQUESTS``), that transaction has ended by now and the record is
@@ -27,6 +33,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
+from contextvars import ContextVar
 from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -50,6 +57,12 @@ logger = logging.getLogger("orchestration")
 
 #: Status of a pipeline step the run never reached.
 NOT_RUN = "not_run"
+
+#: Set by TimingMiddleware for the request being served: records to write once its
+#: response has been sent (``write_deferred``), with the database of each.
+deferred_records: ContextVar[list[tuple[RunRecord, str]] | None] = ContextVar(
+    "deferred_records", default=None
+)
 
 
 def run_finished(
@@ -79,7 +92,18 @@ def run_finished(
     except Exception:
         logger.exception("could not build the record of this run")
         return
-    write_record(record, using=orchestrator.database)
+    pending = deferred_records.get()
+    if pending is not None:
+        pending.append((record, orchestrator.database))
+    else:
+        write_record(record, using=orchestrator.database)
+
+
+def write_deferred(pending: list[tuple[RunRecord, str]]) -> None:
+    """Write the records a request deferred (its response is closed: sent)."""
+    while pending:
+        record, using = pending.pop(0)
+        write_record(record, using=using)
 
 
 def build_record(

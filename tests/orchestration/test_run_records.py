@@ -246,3 +246,24 @@ def test_settings_out_of_range_are_check_errors(settings):
     }
     settings.ORCHESTRATION = {"RUN_RECORD_SAMPLE_RATE": 1.0, "RUN_RECORD_RETENTION_DAYS": 1}
     assert not [m for m in run_checks() if m.id in ("orchestration.E004", "orchestration.E005")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_a_request_the_record_is_written_once_the_response_is_sent(parcel):
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from orchestration.middleware import TimingMiddleware
+
+    def view(request):
+        result = parcel().execute({"fail_at": "second"})
+        return HttpResponse(status=result.status_code)
+
+    response = TimingMiddleware(view)(RequestFactory().post("/parcels/"))
+
+    assert response.status_code == 402
+    assert not RunRecord.objects.exists()  # not while the client waits for the response
+    response.close()  # what the server does once the response is sent
+    [record] = RunRecord.objects.all()
+    assert (record.outcome, record.failing_step) == ("failure", "second")
+    assert record.request_id == response["X-Request-ID"]
