@@ -8,10 +8,10 @@
 | orchestration.E003 | error | ``PROMETHEUS_MULTIPROC_DIR`` is set but is not a directory |
 | orchestration.E004 | error | ``PARALLEL_WORKERS`` is less than 1 |
 | orchestration.W002 | warning | (``--deploy``) metrics exported without ``METRICS_TOKEN`` |
-| orchestration.E004 | error | ``RUN_RECORD_SAMPLE_RATE`` is not between 0 and 1 |
 | orchestration.E005 | error | ``RUN_RECORD_RETENTION_DAYS`` is less than 1 |
 | orchestration.E006 | error | ``QUEUE_RETENTION_DAYS`` is less than 1 |
 | orchestration.E007 | error | ``PURGE_EVERY`` is negative |
+| orchestration.E008 | error | ``RUN_RECORD_SAMPLE_RATE`` is not between 0 and 1 |
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def check_run_records(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
                 f"{SETTING}['RUN_RECORD_SAMPLE_RATE'] must be between 0 and 1, "
                 f"not {config['RUN_RECORD_SAMPLE_RATE']!r}.",
                 hint="0 keeps no successful run, 1 keeps every one; failures are always kept.",
-                id="orchestration.E004",
+                id="orchestration.E008",
             )
         )
     if config["RUN_RECORD_RETENTION_DAYS"] < 1:

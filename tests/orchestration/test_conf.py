@@ -102,3 +102,18 @@ def test_the_readme_settings_table_lists_every_key_with_its_default() -> None:
         # Strings are written as JSON would write them: the table's one is the empty token.
         expected = '""' if DEFAULTS[key] == "" else repr(DEFAULTS[key])
         assert default == expected, key
+
+
+def test_each_check_id_names_one_problem_and_the_readme_lists_them_all():
+    import re
+    from pathlib import Path
+
+    import orchestration.checks
+
+    source = Path(orchestration.checks.__file__).read_text()
+    raised = re.findall(r'id="(orchestration\.[EW]\d{3})"', source)
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    documented = re.findall(r"^\| `(orchestration\.[EW]\d{3})` \|", readme, flags=re.MULTILINE)
+
+    assert len(raised) == len(set(raised)), sorted(raised)
+    assert sorted(documented) == sorted(raised)

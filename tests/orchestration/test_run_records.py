@@ -235,17 +235,17 @@ def test_settings_out_of_range_are_check_errors(settings):
     settings.ORCHESTRATION = {"RUN_RECORD_SAMPLE_RATE": 1.5, "RUN_RECORD_RETENTION_DAYS": 0}
 
     messages = {
-        m.id: m.msg for m in run_checks() if m.id in ("orchestration.E004", "orchestration.E005")
+        m.id: m.msg for m in run_checks() if m.id in ("orchestration.E008", "orchestration.E005")
     }
 
     assert messages == {
-        "orchestration.E004": "ORCHESTRATION['RUN_RECORD_SAMPLE_RATE'] must be between 0 and 1, "
+        "orchestration.E008": "ORCHESTRATION['RUN_RECORD_SAMPLE_RATE'] must be between 0 and 1, "
         "not 1.5.",
         "orchestration.E005": "ORCHESTRATION['RUN_RECORD_RETENTION_DAYS'] must be at least 1, "
         "not 0.",
     }
     settings.ORCHESTRATION = {"RUN_RECORD_SAMPLE_RATE": 1.0, "RUN_RECORD_RETENTION_DAYS": 1}
-    assert not [m for m in run_checks() if m.id in ("orchestration.E004", "orchestration.E005")]
+    assert not [m for m in run_checks() if m.id in ("orchestration.E008", "orchestration.E005")]
 
 
 @pytest.mark.django_db(transaction=True)
