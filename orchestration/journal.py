@@ -36,7 +36,6 @@ from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connec
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
-from orchestration import batch
 from orchestration.batch import Statement
 from orchestration.conf import get_config
 from orchestration.errors import Conflict
@@ -258,15 +257,6 @@ def settle_statement(keys: Iterable[str], *, owner: str, using: str) -> Statemen
         [SETTLED, _timestamp(using, timezone.now()), *keys, owner, PENDING],
         counted=True,
     )
-
-
-def settle(keys: Iterable[str], *, owner: str, using: str = DEFAULT_DB_ALIAS) -> int:
-    """Mark the run's entries settled, in the run's own transaction; how many were.
-
-    Fewer than asked means that recovery took an entry over (the run outlived
-    its lease): the run must not commit.
-    """
-    return batch.send([settle_statement(keys, owner=owner, using=using)], using=using)
 
 
 def record_compensation(

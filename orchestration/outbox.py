@@ -1,7 +1,8 @@
 """After-commit steps as durable tasks (Django's Tasks API).
 
-In the request, ``enqueue`` writes one ``QueuedStep`` row per after-commit
-step in the run's own transaction (a transactional outbox): the rows exist
+In the request, ``prepare`` builds one ``QueuedStep`` row per after-commit
+step, which the engine writes in the run's own transaction with its last
+statement (``orchestration.batch``; a transactional outbox): the rows exist
 exactly when the run's data does, and a run that fails or rolls back queues
 nothing. Each row is handed to the configured task backend as one
 ``orchestration.tasks.run_queued_step`` task:
@@ -127,14 +128,6 @@ def prepare(run: _Run, steps: Sequence[Step[Any]]) -> Queued | None:
             transaction.on_commit(partial(_dispatch, ids), using=using, robust=True)
 
     return Queued(statements, written)
-
-
-def enqueue(run: _Run, steps: Sequence[Step[Any]]) -> None:
-    """Queue ``steps`` of ``run`` in the current transaction (records say ``queued``)."""
-    queued = prepare(run, steps)
-    if queued is not None:
-        batch.send(queued.statements, using=run.orchestrator.database)
-        queued.written()
 
 
 def _task_rows(ids: Sequence[str]) -> list[Any]:
