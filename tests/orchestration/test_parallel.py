@@ -353,16 +353,22 @@ def test_best_effort_branches_have_no_savepoint_and_still_cannot_query():
 def test_a_critical_failure_cancels_the_group_and_compensates_what_completed(caplog):
     compensated: list[str] = []
     declined = threading.Event()
+    courier_started, tax_tried = threading.Event(), threading.Event()
 
     def reserve(ctx: QuoteContext) -> QuoteContext:
         ctx.trail.append("reserve")
         return ctx
 
     def charge(ctx: QuoteContext) -> QuoteContext:
+        # Declined once the courier is booking and the tax has failed once: otherwise, on a
+        # busy machine, the group could be cancelled before their threads started.
+        courier_started.wait(WAIT)
+        tax_tried.wait(WAIT)
         raise PaymentRequired()
 
     def book_courier(ctx: QuoteContext) -> QuoteContext:
         # Runs until the group is cancelled (the engine tells it), then finishes its work.
+        courier_started.set()
         for _ in range(WAIT * 100):
             if ctx.cancelled():
                 declined.set()
@@ -373,6 +379,7 @@ def test_a_critical_failure_cancels_the_group_and_compensates_what_completed(cap
         return ctx
 
     def flaky_tax(ctx: QuoteContext) -> QuoteContext:
+        tax_tried.set()
         raise ServiceUnavailable()
 
     orchestrator = define(
