@@ -62,9 +62,6 @@ class TimingMiddleware:
         started, tokens, runs, records = self._enter(request)
         try:
             response = self.get_response(request)
-        except BaseException:
-            write_deferred(records)
-            raise
         finally:
             self._exit(tokens)
         return self._finish(request, response, started, runs, records)
@@ -73,9 +70,6 @@ class TimingMiddleware:
         started, tokens, runs, records = self._enter(request)
         try:
             response = await self.get_response(request)
-        except BaseException:
-            write_deferred(records)
-            raise
         finally:
             self._exit(tokens)
         return self._finish(request, response, started, runs, records)

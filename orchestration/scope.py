@@ -95,8 +95,10 @@ class StepScope:
     def _open(self) -> None:
         connection = self._connection
         if self.savepoint and self._atomic is None and connection.in_atomic_block:
+            # None where the database has no savepoints: then, as atomic() does, none.
             self._sid = connection.savepoint()
-            connection.savepoint_ids.append(self._sid)
+            if self._sid is not None:
+                connection.savepoint_ids.append(self._sid)
         if self.deadline is not None and connection.vendor == "postgresql":
             seconds = max(0.001, self.deadline - time.perf_counter())
             with connection.cursor() as cursor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Group
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from orchestration import Retry, ServiceUnavailable, Step
@@ -186,3 +186,24 @@ def test_the_statement_budget_is_set_only_for_steps_that_query_and_is_restored_a
     assert seen["before"] == seen["after"]
     assert seen["budgeted"].endswith("ms")
     assert 0 < int(seen["budgeted"].removesuffix("ms")) <= 2000
+
+
+def test_where_the_database_has_no_savepoints_a_step_gets_none(monkeypatch):
+    # What Django asks before it creates one (SQLite answers from its own rule, not
+    # from features.uses_savepoints).
+    monkeypatch.setattr(connections["default"], "_savepoint_allowed", lambda: False)
+    orchestrator = make_orchestrator(
+        "NoSavepointsHere",
+        [Step("first", create_group("a")), Step("noted", create_group("b"), critical=False)],
+    )
+
+    with CaptureQueriesContext(connection) as queries:
+        result = orchestrator().execute([])
+
+    assert result.success, result.error
+    assert statements(queries, "SAVEPOINT") == []
+    # The run's transaction ended (committed): no stray entry left Django's savepoint
+    # stack looking as if the run's own block were nested in another.
+    assert not connection.in_atomic_block
+    assert connection.savepoint_ids == []
+    assert groups() == ["a", "b"]
