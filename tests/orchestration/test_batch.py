@@ -75,3 +75,71 @@ def test_a_failing_part_writes_nothing_of_the_others():
         send(statements, using="default")
 
     assert not QueuedStep.objects.filter(step="lost").exists()
+
+
+def test_every_kind_of_value_is_written_as_bulk_create_writes_it():
+    """Timestamps to the microsecond, floats to the last bit, JSON documents, NULLs and
+    foreign keys, several rows at once (on PostgreSQL: one JSON parameter)."""
+    from orchestration.models import RunRecord
+
+    def record(name: str, duration: float, steps: object) -> RunRecord:
+        return RunRecord(
+            created=timezone.now().replace(microsecond=123457),
+            orchestrator=name,
+            request_id=f"req-{name}",
+            user=None,
+            outcome=RunRecord.Outcome.FAILURE,
+            failing_step="charge",
+            error_code="payment_declined",
+            error_message="Déclinée \"quoted\" 'single' \\ back\nslash",
+            duration_ms=duration,
+            steps=steps,
+            sample_rate=0.1 + 0.2,
+        )
+
+    steps = [{"name": "a", "ms": 1e-7, "ok": True, "none": None, "text": "\u2028é"}]
+    through_orm = [record("orm_1", 0.1 + 0.2, steps), record("orm_2", 1e300, [])]
+    through_insert = [record("insert_1", 0.1 + 0.2, steps), record("insert_2", 1e300, [])]
+
+    RunRecord.objects.bulk_create(through_orm)
+    send([insert(through_insert, using="default")], using="default")
+
+    def rows(prefix: str) -> list[dict[str, object]]:
+        values = RunRecord.objects.filter(orchestrator__startswith=prefix).order_by("orchestrator")
+        return [
+            {k: v for k, v in row.items() if k not in ("id", "orchestrator", "request_id")}
+            for row in values.values()
+        ]
+
+    assert rows("insert_") == rows("orm_")
+    assert RunRecord.objects.get(orchestrator="insert_1").duration_ms == 0.1 + 0.2
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the JSON rows are PostgreSQL's")
+def test_on_postgresql_the_statement_is_the_same_whatever_the_rows():
+    one = insert([queued("one", {})], using="default")
+    three = insert([queued(name, {"n": name}) for name in ("a", "b", "c")], using="default")
+
+    assert one.sql == three.sql
+    assert "jsonb_populate_recordset" in one.sql
+    assert len(one.params) == len(three.params) == 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the JSON rows are PostgreSQL's")
+def test_a_value_json_cannot_carry_falls_back_to_values():
+    from orchestration.models import RunRecord
+
+    def record(duration: float) -> RunRecord:
+        return RunRecord(
+            orchestrator="nan", request_id="r", outcome="success", duration_ms=duration
+        )
+
+    statement = insert([record(float("nan")), record(1.0)], using="default")
+    assert "VALUES" in statement.sql
+    send([statement], using="default")
+
+    written = list(
+        RunRecord.objects.filter(orchestrator="nan").values_list("duration_ms", flat=True)
+    )
+    assert 1.0 in written
+    assert any(value != value for value in written)  # NaN is not equal to itself
