@@ -159,7 +159,7 @@ class InlineCreateOrderView(APIView):
                 done(stage, stage_started)
 
                 stage, stage_started = "charge_payment", time.perf_counter()
-                charge_key = uuid.uuid4().hex
+                charge_key = self.charge_key(request_id, user)
                 for attempt in range(1, CHARGE_ATTEMPTS + 1):
                     try:
                         charge = gateway.charge(
@@ -178,18 +178,14 @@ class InlineCreateOrderView(APIView):
                 order.save(update_fields=["status", "payment_reference", "updated"])
                 done(stage, stage_started)
 
-                transaction.on_commit(
-                    lambda: self.after_commit(order, wanted, locked, timings, warnings)
-                )
+                self.before_commit(order, wanted, locked, timings, warnings)
         except OrchestrationError as exc:
             OBSERVE_FAILED[stage].observe(time.perf_counter() - stage_started)
-            if charge is not None:
-                gateway.refund(charge_id=charge.id, amount=charge.amount)
+            self.refund(charge)
             return self.failure(exc.status, stage, exc.code, exc.message, exc.details, request_id)
         except DatabaseError:
             logger.warning("database unavailable in %s", stage)
-            if charge is not None:
-                gateway.refund(charge_id=charge.id, amount=charge.amount)
+            self.refund(charge)
             return self.failure(
                 503, stage, "database_unavailable", "The database is unavailable.", {}, request_id
             )
@@ -203,6 +199,26 @@ class InlineCreateOrderView(APIView):
             "request_id": request_id,
         }
         return Response(body, status=status.HTTP_201_CREATED)
+
+    def charge_key(self, request_id: str, user: Any) -> str:
+        """The gateway's idempotency key of this request's charge."""
+        return uuid.uuid4().hex
+
+    def before_commit(
+        self,
+        order: Order,
+        wanted: dict[int, int],
+        products: dict[int, Product],
+        timings: dict[str, float],
+        warnings: list[dict[str, Any]],
+    ) -> None:
+        """The last thing in the transaction: here, the email and analytics after the commit."""
+        transaction.on_commit(lambda: self.after_commit(order, wanted, products, timings, warnings))
+
+    def refund(self, charge: Any) -> None:
+        """A later stage failed: give the money back, if any was taken."""
+        if charge is not None:
+            get_gateway().refund(charge_id=charge.id, amount=charge.amount)
 
     @staticmethod
     def after_commit(

@@ -27,10 +27,12 @@ from tests.bench.load import PASSWORD, USERNAME
 from tests.servers import manage
 
 #: The endpoints counted: the real one with the run not sampled (99 % of successes),
-#: the real one with the run recorded, and the hand-written one.
+#: the real one with the run recorded, and the two hand-written ones (durable: with
+#: the journal's intent and the tasks in the transaction, as the orchestrator has them).
 ENDPOINTS = {
     "orchestrated": ("/api/orders/", 0.0),
     "orchestrated, run recorded": ("/api/orders/", 1.0),
+    "durable": ("/api/bench/durable-orders/", None),
     "inline": ("/api/bench/inline-orders/", None),
 }
 TRANSACTION = ("BEGIN", "COMMIT", "ROLLBACK")

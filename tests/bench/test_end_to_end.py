@@ -5,8 +5,13 @@
   journal's own connection, without waiting for the disk), the after-commit
   steps queued in the run's transaction (``QueuedStep`` rows and task rows; no
   task worker runs), run records at the default sampling;
-- ``inline``: the same job written by hand in the request (``inline_orders.py``),
-  no journal, the email sent in the request;
+- ``durable``: the same job by hand with the same guarantees
+  (``durable_orders.py``): the charge's intent committed before the call, settled
+  in the order's transaction, the email and analytics as two tasks enqueued in
+  it. journal/durable is what the engine costs; the goals are set on it;
+- ``inline``: the same job by hand in the request (``inline_orders.py``), not
+  crash-safe: no intent, the email sent in the request. journal/inline is what
+  the engine and durability cost together;
 - ``dbos`` (extra): the same steps as a DBOS Transact workflow
   (``dbos_orders.py``), every step checkpointed in DBOS's system database;
 - ``journal_fsync`` (extra): the orchestrator with
@@ -18,14 +23,15 @@ settings plus ``tests/bench/urls.py``; a second one with the synchronous
 journal when that extra runs) serve from one PostgreSQL database
 (``BENCH_DATABASE_URL``, dropped and created again), and ``wrk`` drives them
 (``load.py``). The comparison runs ``BENCH_E2E_REPETITIONS`` times (default
-3), each repetition ``BENCH_E2E_ROUNDS`` rounds (default 12) of journal and
-inline in A B B A, B A A B order (the next repetition starts with the other
-endpoint) with one round of each extra (``BENCH_E2E_EXTRAS``, default
-``dbos,journal_fsync``; empty for none) in the middle. Per repetition: the
-journal/inline ratios of req/s, p50 and p99 (percentiles over all the
-requests of the repetition's rounds); then the median of each ratio over the
-repetitions and its spread, so that one quiet or noisy minute cannot decide
-the result. What one request sends to PostgreSQL on each endpoint
+3); each repetition gives each of journal, durable and inline
+``BENCH_E2E_ROUNDS`` rounds (default 6, an even number) in mirrored blocks
+(A B C C B A, then B C A A C B, ...: the next block, and the next repetition,
+starts with the next endpoint), with one round of each extra
+(``BENCH_E2E_EXTRAS``, default ``dbos,journal_fsync``; empty for none) in the
+middle. Per repetition: the ratios of req/s, p50 and p99 (percentiles over all
+the requests of the repetition's rounds); then the median of each ratio over
+the repetitions and its spread, so that one quiet or noisy minute cannot
+decide the result. What one request sends to PostgreSQL on each endpoint
 (``statements.py``) comes with the figures.
 
 Figures are printed and written to ``bench-results/end_to_end.json`` and
@@ -66,50 +72,67 @@ from tests.servers import running_gunicorn
 pytestmark = pytest.mark.bench
 
 REPETITIONS = int(os.environ.get("BENCH_E2E_REPETITIONS", "3"))
-#: Rounds of journal and inline per repetition: a multiple of 4 (A B B A, B A A B, ...).
-ROUNDS = int(os.environ.get("BENCH_E2E_ROUNDS", "12"))
+#: Rounds of each main endpoint per repetition: an even number (mirrored blocks).
+ROUNDS = int(os.environ.get("BENCH_E2E_ROUNDS", "6"))
 #: One round each per repetition, in the middle of it.
 EXTRAS = tuple(
     name.strip()
     for name in os.environ.get("BENCH_E2E_EXTRAS", "dbos,journal_fsync").split(",")
     if name.strip()
 )
+#: Compared in every repetition, in mirrored blocks.
+MAIN = ("journal", "durable", "inline")
 ENDPOINTS = {
     "journal": "/api/orders/",
+    "durable": "/api/bench/durable-orders/",
     "inline": "/api/bench/inline-orders/",
     "dbos": "/api/bench/dbos-orders/",
     "journal_fsync": "/api/orders/",
 }
 #: Served by the second gunicorn, whose journal waits for the disk.
 SYNCHRONOUS_JOURNAL = {"journal_fsync"}
-#: Met (or not) by the medians over the repetitions; printed, never asserted.
+#: The ratios reported: (name, numerator, denominator).
+RATIO_PAIRS = (("", "journal", "durable"), ("inline ", "journal", "inline"))
+#: Met (or not) by the medians of journal/durable over the repetitions; printed, never asserted.
 GOALS = {"rps": (">=", 0.98), "p99": ("<=", 1.10)}
 RATIOS = ("rps", "p50", "p99")
 WARM_UP_SECONDS = 3
 
 
 def plan(repetition: int) -> list[str]:
-    """The rounds of one repetition: A B B A, B A A B, ..., the extras in the middle."""
-    first, second = ("journal", "inline") if repetition % 2 == 0 else ("inline", "journal")
+    """The rounds of one repetition: mirrored blocks (A B C C B A), each block starting
+    with the next endpoint; the extras in the middle."""
     rounds: list[str] = []
-    for block in range(ROUNDS // 4):
-        a, b = (first, second) if block % 2 == 0 else (second, first)
-        rounds += [a, b, b, a]
+    for block in range(ROUNDS // 2):
+        start = (repetition + block) % len(MAIN)
+        rotated = MAIN[start:] + MAIN[:start]
+        rounds += [*rotated, *reversed(rotated)]
     extras = list(EXTRAS if repetition % 2 == 0 else reversed(EXTRAS))
     middle = len(rounds) // 2
     return rounds[:middle] + extras + rounds[middle:]
 
 
 def ratios(results: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
-    """journal/inline (req/s, p50, p99) and extra/inline (req/s) of one repetition."""
-    journal, inline = results["journal"], results["inline"]
-    found = {
-        "rps": journal["rps"] / inline["rps"],
-        "p50": journal["p50_ms"] / inline["p50_ms"],
-        "p99": journal["p99_ms"] / inline["p99_ms"],
-        **{f"{extra} rps": results[extra]["rps"] / inline["rps"] for extra in EXTRAS},
-    }
+    """journal/durable and journal/inline (req/s, p50, p99), durable/inline and
+    extra/inline (req/s) of one repetition."""
+    found: dict[str, float] = {}
+    for prefix, top, bottom in RATIO_PAIRS:
+        found[f"{prefix}rps"] = results[top]["rps"] / results[bottom]["rps"]
+        found[f"{prefix}p50"] = results[top]["p50_ms"] / results[bottom]["p50_ms"]
+        found[f"{prefix}p99"] = results[top]["p99_ms"] / results[bottom]["p99_ms"]
+    inline = results["inline"]["rps"]
+    found["durable rps"] = results["durable"]["rps"] / inline
+    found.update({f"{extra} rps": results[extra]["rps"] / inline for extra in EXTRAS})
     return {name: round(value, 3) for name, value in found.items()}
+
+
+def label(name: str) -> str:
+    """What a ratio's key means, for the report."""
+    if name in RATIOS:
+        return f"journal/durable {name} (the engine's cost)"
+    if name.startswith("inline "):
+        return f"journal/inline {name.removeprefix('inline ')} (the engine and durability)"
+    return name.replace(" ", "/inline ")
 
 
 def goal(name: str, value: float) -> str:
@@ -121,21 +144,17 @@ def goal(name: str, value: float) -> str:
 def test_create_order_three_ways_under_gunicorn(bench_database: str) -> None:
     if shutil.which("wrk") is None:
         pytest.skip("wrk is not installed: `make bench` installs it (Debian package wrk).")
-    unknown = [name for name in EXTRAS if name not in ENDPOINTS or name in ("journal", "inline")]
+    unknown = [name for name in EXTRAS if name not in ENDPOINTS or name in MAIN]
     assert not unknown, f"BENCH_E2E_EXTRAS names no extra endpoint: {unknown}"
-    assert ROUNDS >= 4, "BENCH_E2E_ROUNDS must be at least 4"
-    assert ROUNDS % 4 == 0, "BENCH_E2E_ROUNDS must be a multiple of 4"
+    assert ROUNDS >= 2, "BENCH_E2E_ROUNDS must be at least 2"
+    assert ROUNDS % 2 == 0, "BENCH_E2E_ROUNDS must be an even number"
     started = time.monotonic()
     environment = machine(
         bench_database,
         gunicorn_workers=WORKERS,
         wrk_connections=CONNECTIONS,
         seconds_per_round=SECONDS,
-        rounds_per_repetition={
-            "journal": ROUNDS // 2,
-            "inline": ROUNDS // 2,
-            **dict.fromkeys(EXTRAS, 1),
-        },
+        rounds_per_repetition={**dict.fromkeys(MAIN, ROUNDS), **dict.fromkeys(EXTRAS, 1)},
         repetitions=REPETITIONS,
         body=BODY,
     )
@@ -158,7 +177,7 @@ def test_create_order_three_ways_under_gunicorn(bench_database: str) -> None:
         urls = {
             name: f"{(fsync_server if name in SYNCHRONOUS_JOURNAL else server).url}{path}"
             for name, path in ENDPOINTS.items()
-            if name in ("journal", "inline", *EXTRAS)
+            if name in (*MAIN, *EXTRAS)
         }
         for url in urls.values():  # warm-up: imports, connections, caches, DBOS launch
             run_wrk(url, WARM_UP_SECONDS, wrk_env, script)
@@ -194,26 +213,31 @@ def test_create_order_three_ways_under_gunicorn(bench_database: str) -> None:
     pooled = {name: summarize(values) for name, values in rounds.items()}
 
     lines = [
-        "journal (orchestrated, defaults) against inline (hand-written), per repetition:",
+        (
+            "journal (orchestrated, defaults) against durable (by hand, the same guarantees) "
+            "and inline (by hand, in the request), per repetition:"
+        ),
         "",
         (
-            "| repetition | load before | journal req/s | inline req/s | req/s ratio | "
-            "p50 ratio | p99 ratio | journal p99 ms | inline p99 ms |"
+            "| repetition | load before | journal req/s | durable req/s | inline req/s | "
+            "journal/durable req/s | p50 | p99 | journal/inline req/s | p50 | p99 |"
         ),
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for number, rep in enumerate(repetitions, 1):
-        journal, inline = rep["results"]["journal"], rep["results"]["inline"]
+        results, found = rep["results"], rep["ratios"]
         lines.append(
-            f"| {number} | {rep['load_average_before'][0]} | {journal['rps']} | {inline['rps']} | "
-            f"{rep['ratios']['rps']} | {rep['ratios']['p50']} | {rep['ratios']['p99']} | "
-            f"{journal['p99_ms']} | {inline['p99_ms']} |"
+            f"| {number} | {rep['load_average_before'][0]} | {results['journal']['rps']} | "
+            f"{results['durable']['rps']} | {results['inline']['rps']} | {found['rps']} | "
+            f"{found['p50']} | {found['p99']} | {found['inline rps']} | {found['inline p50']} | "
+            f"{found['inline p99']} |"
         )
     lines += ["", "Median over the repetitions (spread min-max):", ""]
     for name, value in medians.items():
-        label = f"journal/inline {name}" if name in RATIOS else name.replace(" ", "/inline ")
         verdict = f" ({goal(name, value['median'])})" if name in GOALS else ""
-        lines.append(f"- {label}: **{value['median']}** ({value['min']}-{value['max']}){verdict}")
+        lines.append(
+            f"- {label(name)}: **{value['median']}** ({value['min']}-{value['max']}){verdict}"
+        )
     lines += [
         "",
         "All rounds pooled, per endpoint:",
