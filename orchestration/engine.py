@@ -10,7 +10,7 @@ Semantics, in the order they apply (see README.md):
 4. A best-effort failure is recorded as a warning; the step ran in its own
    savepoint, so only its own writes are undone.
 5. ``Retry`` retries the listed exception types with backoff and jitter.
-6. ``after_commit`` steps are queued in the run's transaction (one task each,
+6. ``after_commit`` steps are queued in the run's transaction (one task a run,
    see ``orchestration.outbox``) and run by a task worker after the commit;
    a run that fails queues nothing.
 7. ``timeout`` is a budget: the deadline is exposed as ``ctx.remaining()`` and a

@@ -4,14 +4,19 @@ In the request, ``prepare`` builds one ``QueuedStep`` row per after-commit
 step, which the engine writes in the run's own transaction with its last
 statement (``orchestration.batch``; a transactional outbox): the rows exist
 exactly when the run's data does, and a run that fails or rolls back queues
-nothing. Each row is handed to the configured task backend as one
-``orchestration.tasks.run_queued_step`` task:
+nothing. The run's rows are handed to the configured task backend as one
+``orchestration.tasks.run_queued_step`` task, whatever their number:
 
 - a backend that stores tasks in the same database (``django_tasks_db``) gets
   the task in the same transaction, so commit and dispatch are one;
 - any other backend (RQ on Redis, ...) gets it after the commit. A crash
   between the two loses nothing: ``relay`` (the ``relay_queued_steps``
   command) dispatches again every row still queued a while after its commit.
+
+The worker that takes the task first hands each row but the first to the
+backend as a task of its own (``fan_out``), then runs the first: a step whose
+mail server stalls holds up no other step, and the request paid for one task
+row, not one per step.
 
 In the worker, ``run_queued`` claims the row (``queued`` -> ``running``, with
 a lease as long as the step's budget), rebuilds the context the step declared
@@ -30,13 +35,15 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
+from functools import cache, partial
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from django.core.signals import setting_changed
 from django.db import router, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
+from django.dispatch import receiver
 from django.utils import timezone
 
 from orchestration import batch, registry
@@ -114,7 +121,7 @@ def prepare(run: _Run, steps: Sequence[Step[Any]]) -> Queued | None:
     tasks: list[Any] = []
     if transactional:
         # Same database, same transaction: a failure here fails the run, nothing is half-queued.
-        tasks = _task_rows(ids)
+        tasks = [_task_row(ids)]
         statements.append(batch.insert(tasks, using=using))
     counted = run.metrics is not None
 
@@ -125,41 +132,52 @@ def prepare(run: _Run, steps: Sequence[Step[Any]]) -> Queued | None:
         if transactional:
             _announce(tasks)
         else:
-            transaction.on_commit(partial(_dispatch, ids), using=using, robust=True)
+            transaction.on_commit(partial(_dispatch_together, ids), using=using, robust=True)
 
     return Queued(statements, written)
 
 
-def _task_rows(ids: Sequence[str]) -> list[Any]:
-    """The rows ``run_queued_step.enqueue(id)`` writes for each id, to insert at once.
-
-    The same rows as ``django_tasks_db``'s backend writes one INSERT at a time,
-    with the ``run_after`` its ``pre_save`` handler would set (a multi-row
-    insert sends no signals).
+def _task_row(ids: Sequence[str]) -> Any:
+    """The row ``run_queued_step.enqueue(*ids)`` writes, to insert with the run's last
+    statement: the same row as ``django_tasks_db``'s backend writes, with the
+    ``run_after`` its ``pre_save`` handler would set (a multi-row insert sends no
+    signals). The backend and the task are checked once per process (``_task_backend``).
     """
+    from django_tasks_db.compat import normalize_json
+    from django_tasks_db.models import DBTaskResult
+
+    backend, task, run_after = _task_backend()
+    return DBTaskResult(
+        id=backend._get_id(),
+        args_kwargs=normalize_json({"args": list(ids), "kwargs": {}}),
+        priority=task.priority,
+        task_path=task.module_path,
+        queue_name=task.queue_name,
+        run_after=run_after,
+        backend_name=backend.alias,
+    )
+
+
+@cache
+def _task_backend() -> tuple[Any, Any, Any]:
+    """The database backend of ``run_queued_step``, the task, and its ``run_after``;
+    found again after a change of ``TASKS`` (``_forget_task_backend``)."""
     from django_tasks import task_backends
     from django_tasks_db import DatabaseBackend
-    from django_tasks_db.compat import normalize_json
-    from django_tasks_db.models import DBTaskResult, get_date_max
+    from django_tasks_db.models import get_date_max
 
     from orchestration.tasks import run_queued_step as task
 
     backend = task_backends[task.backend]
     assert isinstance(backend, DatabaseBackend)  # _stores_tasks_in said so
     backend.validate_task(task)
-    run_after = task.run_after if task.run_after is not None else get_date_max()
-    return [
-        DBTaskResult(
-            id=backend._get_id(),
-            args_kwargs=normalize_json({"args": [entry_id], "kwargs": {}}),
-            priority=task.priority,
-            task_path=task.module_path,
-            queue_name=task.queue_name,
-            run_after=run_after,
-            backend_name=backend.alias,
-        )
-        for entry_id in ids
-    ]
+    return backend, task, task.run_after if task.run_after is not None else get_date_max()
+
+
+@receiver(setting_changed)
+def _forget_task_backend(*, setting: str, **kwargs: Any) -> None:
+    if setting == "TASKS":
+        _task_backend.cache_clear()
 
 
 def _announce(tasks: Sequence[Any]) -> None:
@@ -187,7 +205,8 @@ def _stores_tasks_in(using: str) -> bool:
 
 
 def _dispatch(ids: Sequence[str]) -> None:
-    """Hand committed rows to the task backend; a row that fails waits for the relay."""
+    """Hand committed rows to the task backend, a task each; a row that fails waits for
+    the relay."""
     from orchestration.tasks import run_queued_step
 
     for entry_id in ids:
@@ -196,6 +215,35 @@ def _dispatch(ids: Sequence[str]) -> None:
         except Exception:
             # The row is committed: the relay dispatches it again later.
             logger.warning("could not dispatch queued step %s", entry_id, exc_info=True)
+
+
+def _dispatch_together(ids: Sequence[str]) -> None:
+    """Hand a run's committed rows to the task backend as one task (``fan_out`` splits it)."""
+    from orchestration.tasks import run_queued_step
+
+    try:
+        run_queued_step.enqueue(*ids)
+    except Exception:
+        # The rows are committed: the relay dispatches them again later.
+        logger.warning("could not dispatch queued steps %s", ", ".join(ids), exc_info=True)
+
+
+def fan_out(ids: Sequence[str]) -> None:
+    """In the worker: hand each of ``ids`` to the task backend as a task of its own.
+
+    A row whose task cannot be written is made due for the relay at once (rows
+    stored with their task in the run's transaction are not due otherwise).
+    """
+    from orchestration.tasks import run_queued_step
+
+    for entry_id in ids:
+        try:
+            run_queued_step.enqueue(entry_id)
+        except Exception:
+            logger.warning("could not dispatch queued step %s", entry_id, exc_info=True)
+            QueuedStep.objects.filter(pk=entry_id, state=QueuedStep.State.QUEUED).update(
+                next_dispatch_at=timezone.now()
+            )
 
 
 # -- in the worker --------------------------------------------------------------------

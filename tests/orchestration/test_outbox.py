@@ -214,16 +214,42 @@ def test_the_tasks_of_a_run_are_one_insert_and_the_database_worker_runs_them(not
     assert len(steps) == 1
     if connection.vendor == "postgresql":  # one statement for both (orchestration.batch)
         assert tasks == steps
-    tasks = DBTaskResult.objects.all()
-    assert sorted(task.args_kwargs["args"][0] for task in tasks) == sorted(
+    [task] = DBTaskResult.objects.all()  # one task for the run's two steps
+    assert sorted(task.args_kwargs["args"]) == sorted(
         str(pk) for pk in QueuedStep.objects.values_list("pk", flat=True)
     )
-    assert all(task.status == "READY" for task in tasks)
+    assert task.status == "READY"
 
     call_command("db_worker", batch=True, no_startup_delay=True, verbosity=0)
 
-    assert {task.status for task in DBTaskResult.objects.all()} == {"SUCCESSFUL"}
+    # The worker handed the second step on as a task of its own, and ran both.
+    tasks = DBTaskResult.objects.order_by("enqueued_at")
+    assert [len(task.args_kwargs["args"]) for task in tasks] == [2, 1]
+    assert {task.status for task in tasks} == {"SUCCESSFUL"}
     states = dict(QueuedStep.objects.values_list("step", "state"))
     assert states["note"] == "done"
     assert states["mail"] in ("queued", "failed")  # the mail server is down: queued again
     assert [seen["group"] for seen in SEEN] == ["a"]
+
+
+def test_a_step_the_worker_cannot_hand_on_is_made_due_for_the_relay(note_orchestrator, monkeypatch):
+    from orchestration import outbox
+    from orchestration.tasks import run_queued_step
+
+    note_orchestrator().execute(["a", "b"])
+    note, mail = (str(QueuedStep.objects.get(step=name).pk) for name in ("note", "mail"))
+
+    def broken_queue(*args: object) -> None:
+        raise ConnectionError("the queue is down")
+
+    monkeypatch.setattr(run_queued_step.get_backend(), "enqueue", broken_queue)
+    assert run_queued_step.call(note, mail) == "ok"  # the first step still runs
+
+    assert QueuedStep.objects.get(pk=note).state == "done"
+    handed_on = QueuedStep.objects.get(pk=mail)
+    assert handed_on.state == "queued"
+    assert handed_on.next_dispatch_at <= timezone.now()
+    dispatched: list[str] = []
+    monkeypatch.setattr(outbox, "_dispatch", dispatched.extend)
+    assert relay() == 1
+    assert dispatched == [mail]
