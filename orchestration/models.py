@@ -27,8 +27,10 @@ class EffectRecord(models.Model):
         COMPENSATED = "compensated", "Compensated by recovery (the run died)"
         ROLLBACK_INCOMPLETE = "rollback_incomplete", "Rollback incomplete"
 
+    #: Unique by a constraint, not ``unique=True``: on PostgreSQL that would add a second
+    #: (``varchar_pattern_ops``) index for LIKE queries, which nothing sends, to every claim.
     key = models.CharField(
-        max_length=64, unique=True, help_text="The idempotency key the external system received."
+        max_length=64, help_text="The idempotency key the external system received."
     )
     orchestrator = models.CharField(max_length=63)
     step = models.CharField(max_length=63)
@@ -58,6 +60,7 @@ class EffectRecord(models.Model):
             ),
             models.Index(fields=("created",), name="effect_created_idx"),
         )
+        constraints = (models.UniqueConstraint(fields=("key",), name="effect_key_unique"),)
 
     def __str__(self) -> str:
         return f"{self.orchestrator}.{self.step} {self.key[:12]} ({self.get_state_display()})"

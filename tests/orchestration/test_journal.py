@@ -402,3 +402,18 @@ def test_the_generated_rules_alert_on_a_rollback_that_stays_incomplete(tmp_path:
         check=False,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the LIKE index is PostgreSQL's (varchar_pattern_ops)"
+)
+def test_a_claim_writes_one_index_entry_for_its_key():
+    """The key is unique by a constraint: no second index for LIKE queries nobody sends."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = %s AND indexdef LIKE %s",
+            [EffectRecord._meta.db_table, "%(key%"],
+        )
+        indexes = [row[0] for row in cursor.fetchall()]
+    assert len(indexes) == 1, indexes
+    assert "UNIQUE" in indexes[0]
