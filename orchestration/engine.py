@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Awaitable, Coroutine, Iterable, Sequence
 from functools import cache
 from types import new_class
-from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar, get_args, get_origin
 
 from asgiref.sync import SyncToAsync, async_to_sync
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, transaction
@@ -137,6 +137,7 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
 
     _checked_pipeline: ClassVar[tuple[Step[Any], ...]] = ()
     _metrics: ClassVar[OrchestratorMetrics | None] = None
+    _plan: ClassVar[_Plan | None] = None
 
     def __init_subclass__(cls, *, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -156,6 +157,7 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
             parallel.check_outputs(owner, context_type, steps)
         cls._checked_pipeline = steps
         cls._metrics = None
+        cls._plan = None
         registry.register(cls)
 
     # -- to override ---------------------------------------------------------------
@@ -211,23 +213,24 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
         # Usually TimingMiddleware has set it already: then there is nothing to set.
         token = None if request_id == current else current_request_id.set(request_id)
         try:
-            for attempt in range(1, self.conflict_attempts + 1):
+            scope = None if idempotency_key is None else journal.effect_scope(user, idempotency_key)
+            attempt = 1
+            while True:
                 ctx = self.initialize_context(input, user=user, request_id=request_id, **extra)
-                run = self._new_run(
-                    ctx,
-                    effect_scope=None
-                    if idempotency_key is None
-                    else journal.effect_scope(user, idempotency_key),
-                )
+                run = self._new_run(ctx, effect_scope=scope)
                 result = run.execute()
                 # Only a run that owned its transaction (no outer atomic block) starts again.
-                if run.failure is None or not (
-                    run.may_run_again() and self.atomic and not self._in_outer_transaction()
+                if (
+                    run.failure is None
+                    or attempt >= self.conflict_attempts
+                    or not (
+                        run.may_run_again() and self.atomic and not self._in_outer_transaction()
+                    )
                 ):
                     break
-                if attempt < self.conflict_attempts:
-                    logger.info("transaction conflict: running %s again", self.metric_name)
-                    time.sleep(random.uniform(0.005, 0.02) * attempt)
+                logger.info("transaction conflict: running %s again", self.metric_name)
+                time.sleep(random.uniform(0.005, 0.02) * attempt)
+                attempt += 1
             run_finished(self, run.ctx, run.steps, result)
         finally:
             if token is not None:
@@ -262,7 +265,28 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
                 f"{type(self).__name__}.initialize_context() returned {type(ctx).__name__}, "
                 "not an OperationContext."
             )
-        return _Run(self, ctx, self._steps(), self._step_metrics(), effect_scope=effect_scope)
+        cls = type(self)
+        pipeline, config = cls.get_pipeline(), get_config()
+        plan = cls.__dict__.get("_plan")
+        if plan is None or plan.pipeline is not pipeline or plan.config is not config:
+            steps, metrics = self._steps(), self._step_metrics()
+            plan = cls._plan = _Plan(
+                pipeline,
+                config,
+                steps,
+                metrics,
+                (None,) * len(steps) if metrics is None else metrics.for_steps(steps),
+                tuple(step for step in steps if step.after_commit),
+            )
+        return _Run(
+            self,
+            ctx,
+            plan.steps,
+            plan.metrics,
+            effect_scope=effect_scope,
+            step_metrics=plan.step_metrics,
+            deferred=plan.deferred,
+        )
 
     def _in_outer_transaction(self) -> bool:
         return transaction.get_connection(self.database).in_atomic_block
@@ -365,12 +389,25 @@ def _deferred(steps: tuple[Step[Any], ...]) -> tuple[Step[Any], ...]:
     return found[1]
 
 
+class _Plan(NamedTuple):
+    """What every run of an orchestrator class needs, found once: valid while
+    ``get_pipeline()`` returns the same object and the settings are unchanged."""
+
+    pipeline: Sequence[Step[Any]]
+    config: dict[str, Any]
+    steps: tuple[Step[Any], ...]
+    metrics: OrchestratorMetrics | None
+    step_metrics: tuple[StepMetrics | None, ...]
+    deferred: tuple[Step[Any], ...]
+
+
 class _Run:
     """The state of one execution (or of one branch of a parallel group)."""
 
     __slots__ = (
         "completed",
         "ctx",
+        "deferred",
         "effect_scope",
         "effects",
         "failure",
@@ -394,6 +431,8 @@ class _Run:
         *,
         effect_scope: str | None = None,
         worker: bool = False,
+        step_metrics: tuple[StepMetrics | None, ...] | None = None,
+        deferred: tuple[Step[Any], ...] | None = None,
     ) -> None:
         self.orchestrator = orchestrator
         #: Running a queued step in a task worker: there is no run transaction to
@@ -402,7 +441,11 @@ class _Run:
         self.ctx = ctx
         self.steps = steps
         self.metrics = metrics
-        self.step_metrics = (None,) * len(steps) if metrics is None else metrics.for_steps(steps)
+        if step_metrics is None:
+            step_metrics = (None,) * len(steps) if metrics is None else metrics.for_steps(steps)
+        self.step_metrics = step_metrics
+        #: The after-commit steps among ``steps``.
+        self.deferred = _deferred(steps) if deferred is None else deferred
         self.records: list[StepRecord] = []
         #: Plain steps' histogram observations, written at the run's end (``metrics.end_run``).
         self.observed: list[tuple[Any, float]] = []
@@ -424,21 +467,39 @@ class _Run:
         return branch
 
     def execute(self) -> OrchestratorResult[Any]:
-        orchestrator = self.orchestrator
-        started = self._begin()
+        """The run, timed and counted; ``_begin``, ``_run_main``, ``_end`` and ``_result``
+        written out (they serve ``orchestration.aio``): this is every run's fixed cost."""
+        orchestrator, metrics = self.orchestrator, self.metrics
+        if metrics is not None:
+            metrics.start(self)
+        started = perf_counter_ns()
         try:
             if orchestrator.atomic:
                 self._run_in_transaction()
-            else:
-                self._run_main()
+            elif self._run_steps(zip(self.steps, self.step_metrics, strict=True)):
+                self._finish()
             if self.failure is not None:
                 self._compensate()
                 data = None
             else:
                 data = orchestrator.build_result(self.ctx)
         finally:
-            elapsed_ns = self._end(started)
-        return self._result(elapsed_ns, data)
+            elapsed_ns = perf_counter_ns() - started
+            if metrics is not None:
+                metrics.finish(self)
+                outcome = "success" if self.failure is None else "failure"
+                end_run(self.observed, metrics.duration[outcome], elapsed_ns / 1e9)
+        failure, ctx = self.failure, self.ctx
+        return OrchestratorResult(
+            failure is None,
+            orchestrator.metric_name,
+            ctx.request_id,
+            data,
+            failure,
+            ctx.errors[:],
+            elapsed_ns / 1e6,
+            self.records,
+        )
 
     def _begin(self) -> int:
         if self.metrics is not None:
@@ -501,7 +562,7 @@ class _Run:
 
     def _finish(self) -> bool:
         """After the last in-transaction step: settle and queue (``_close``), if needed."""
-        deferred = _deferred(self.steps)
+        deferred = self.deferred
         return (not self.effects and not deferred) or self._close(deferred)
 
     def _close(self, deferred: tuple[Step[Any], ...]) -> bool:

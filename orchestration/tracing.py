@@ -46,8 +46,16 @@ STEP_OUTCOMES = ("ok", "failed", "timed_out")
 def enabled() -> bool:
     """A span is recording in this context: the Django request's, a task's, or one
     the caller opened. (Checking for a configured provider instead would read the
-    environment on every run.)"""
-    return trace is not None and trace.get_current_span().is_recording()
+    environment on every run.)
+
+    While no global tracer provider has been set or loaded, the spans of this
+    module would go nowhere (``trace.get_tracer`` hands out no-op tracers), so
+    the context is not even looked at: a process without tracing pays one
+    attribute read per run.
+    """
+    if trace is None or getattr(trace, "_TRACER_PROVIDER", True) is None:
+        return False
+    return trace.get_current_span().is_recording()
 
 
 def current_trace_id() -> str | None:
