@@ -235,7 +235,9 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
         finally:
             if token is not None:
                 current_request_id.reset(token)
-        collect(result)
+        runs = collected_runs.get()  # collect(result), written out
+        if runs is not None:
+            runs.append(result)
         return result
 
     async def aexecute(
@@ -476,8 +478,10 @@ class _Run:
         try:
             if orchestrator.atomic:
                 self._run_in_transaction()
-            elif self._run_steps(zip(self.steps, self.step_metrics, strict=True)):
-                self._finish()
+            elif self._run_steps(zip(self.steps, self.step_metrics, strict=True)) and (
+                self.effects or self.deferred
+            ):
+                self._close(self.deferred)  # what _finish does
             if self.failure is not None:
                 self._compensate()
                 data = None

@@ -85,6 +85,8 @@ def prepare(run: _Run, steps: Sequence[Step[Any]]) -> Queued | None:
     now = timezone.now()
     entries: list[QueuedStep] = []
     transactional = _stores_tasks_in(using)
+    #: Steps that use the same fields share one encoding of them.
+    payloads: dict[tuple[str, ...], dict[str, Any]] = {}
     for step in steps:
         metrics = run._metrics_of(step)
         if step.when is not None:
@@ -106,7 +108,8 @@ def prepare(run: _Run, steps: Sequence[Step[Any]]) -> Queued | None:
                 step=step.name,
                 module=orchestrator.__module__,
                 request_id=run.ctx.request_id,
-                payload=snapshot(run.ctx, step.uses, step=step.name),
+                payload=payloads.get(step.uses)
+                or payloads.setdefault(step.uses, snapshot(run.ctx, step.uses, step=step.name)),
                 enqueued_at=now,
                 next_dispatch_at=None
                 if transactional
