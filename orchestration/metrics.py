@@ -142,7 +142,7 @@ QUEUE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 30
 
 QUEUED_STEPS = Counter(
     "orchestrator_queued_steps",
-    "After-commit steps queued by committed runs (one task each).",
+    "After-commit steps queued by committed runs (a run queues its steps as one task).",
     ["orchestrator", "step"],
 )
 QUEUED_STEP_RUNS = Counter(

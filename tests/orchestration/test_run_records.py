@@ -24,7 +24,7 @@ from orchestration import (
     Step,
 )
 from orchestration.models import RunRecord
-from orchestration.runs import purge_run_records
+from orchestration.runs import ASYNCHRONOUS_COMMIT, purge_run_records
 
 
 @dataclass(kw_only=True, eq=False)
@@ -129,8 +129,30 @@ def test_a_failure_costs_one_insert_whatever_the_number_of_steps(parcel):
 
     inserts = [q["sql"] for q in captured if "orchestration_runrecord" in q["sql"]]
     assert len(inserts) == 1
-    assert inserts[0].upper().startswith("INSERT")
+    assert inserts[0].removeprefix(ASYNCHRONOUS_COMMIT).upper().startswith("INSERT")
     assert len(records_of(result)) == 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="synchronous_commit is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_a_record_does_not_wait_for_the_disk_and_changes_nothing_else(
+    parcel, settings
+):
+    with CaptureQueriesContext(connection) as captured:
+        result = parcel().execute({"fail_at": "third"})
+
+    [insert] = [q["sql"] for q in captured if "orchestration_runrecord" in q["sql"]]
+    assert insert.startswith(ASYNCHRONOUS_COMMIT)
+    assert len(records_of(result)) == 1
+    with connection.cursor() as cursor:  # SET LOCAL ended with the INSERT's transaction
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
+
+    settings.ORCHESTRATION = {**settings.ORCHESTRATION, "JOURNAL_SYNCHRONOUS_COMMIT": True}
+    with CaptureQueriesContext(connection) as captured:
+        parcel().execute({"fail_at": "third"})
+    [insert] = [q["sql"] for q in captured if "orchestration_runrecord" in q["sql"]]
+    assert insert.upper().startswith("INSERT")  # asked to wait for the disk: it does
 
 
 @pytest.mark.django_db(transaction=True)
