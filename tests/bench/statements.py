@@ -64,7 +64,8 @@ def statements_of(trace: str) -> tuple[list[str], int]:
 
 
 def commits_of(statements: list[str]) -> int:
-    """Commits on the server: of ``BEGIN`` ... ``COMMIT`` blocks, and of writes in autocommit."""
+    """Commits on the server: of ``BEGIN`` ... ``COMMIT`` blocks, and of writes in autocommit
+    (statements sent together, ``SET LOCAL ...; INSERT ...``, commit once)."""
     commits, in_block = 0, False
     for sql in statements:
         upper = sql.upper()
@@ -73,7 +74,7 @@ def commits_of(statements: list[str]) -> int:
         elif upper in ("COMMIT", "ROLLBACK"):
             commits += upper == "COMMIT"
             in_block = False
-        elif not in_block and upper.startswith(WRITES):
+        elif not in_block and any(part.strip().startswith(WRITES) for part in upper.split(";")):
             commits += 1
     return commits
 
