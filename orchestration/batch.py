@@ -92,8 +92,10 @@ def _as_json(columns: list[str], rows: list[list[Any]]) -> str | None:
             elif isinstance(value, Json | Jsonb):
                 # A JSON column: the document itself, as the field's own encoder writes it.
                 dumps = value.dumps
-                plain = dumps is None or dumps is json.dumps
-                values[column] = value.obj if plain else json.loads(dumps(value.obj))
+                if dumps is None or dumps is json.dumps:
+                    values[column] = value.obj
+                else:
+                    values[column] = json.loads(dumps(value.obj))
             else:
                 return None
         encoded.append(values)

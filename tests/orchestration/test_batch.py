@@ -143,3 +143,25 @@ def test_a_value_json_cannot_carry_falls_back_to_values():
     )
     assert 1.0 in written
     assert any(value != value for value in written)  # NaN is not equal to itself
+
+
+def test_a_json_column_with_its_own_encoder_is_written_as_that_encoder_writes_it():
+    import json
+    from functools import partial
+
+    from django.core.serializers.json import DjangoJSONEncoder
+    from psycopg.types.json import Jsonb
+
+    from orchestration.batch import _as_json
+
+    value = {"amount": Decimal("1.50"), "at": AT}
+    encoded = _as_json(
+        ["plain", "custom"],
+        [[Jsonb({"n": 1}), Jsonb(value, dumps=partial(json.dumps, cls=DjangoJSONEncoder))]],
+    )
+
+    assert encoded is not None
+    [row] = json.loads(encoded)
+    assert row["plain"] == {"n": 1}
+    assert row["custom"] == json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    assert _as_json(["raw"], [[b"bytes"]]) is None  # no exact JSON form: VALUES instead
