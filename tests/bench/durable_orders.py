@@ -72,12 +72,7 @@ class DurableCreateOrderView(InlineCreateOrderView):
         return self.effect.key
 
     def before_commit(
-        self,
-        order: Order,
-        wanted: dict[int, int],
-        products: dict[int, Product],
-        timings: dict[str, float],
-        warnings: list[dict[str, Any]],
+        self, order: Order, wanted: dict[int, int], products: dict[int, Product]
     ) -> None:
         settled = EffectRecord.objects.filter(
             key=self.effect.key, owner=self.owner, state=EffectRecord.State.PENDING

@@ -72,6 +72,8 @@ class InlineCreateOrderView(APIView):
         started = time.perf_counter()
         timings: dict[str, float] = {}
         warnings: list[dict[str, Any]] = []
+        # Filled in after the commit too (the email and analytics stages).
+        self.timings, self.warnings = timings, warnings
         stage = "validate_order"
         charge = None
         gateway = get_gateway()
@@ -178,7 +180,7 @@ class InlineCreateOrderView(APIView):
                 order.save(update_fields=["status", "payment_reference", "updated"])
                 done(stage, stage_started)
 
-                self.before_commit(order, wanted, locked, timings, warnings)
+                self.before_commit(order, wanted, locked)
         except OrchestrationError as exc:
             OBSERVE_FAILED[stage].observe(time.perf_counter() - stage_started)
             self.refund(charge)
@@ -205,29 +207,20 @@ class InlineCreateOrderView(APIView):
         return uuid.uuid4().hex
 
     def before_commit(
-        self,
-        order: Order,
-        wanted: dict[int, int],
-        products: dict[int, Product],
-        timings: dict[str, float],
-        warnings: list[dict[str, Any]],
+        self, order: Order, wanted: dict[int, int], products: dict[int, Product]
     ) -> None:
         """The last thing in the transaction: here, the email and analytics after the commit."""
-        transaction.on_commit(lambda: self.after_commit(order, wanted, products, timings, warnings))
+        transaction.on_commit(lambda: self.after_commit(order, wanted, products))
 
     def refund(self, charge: Any) -> None:
         """A later stage failed: give the money back, if any was taken."""
         if charge is not None:
             get_gateway().refund(charge_id=charge.id, amount=charge.amount)
 
-    @staticmethod
     def after_commit(
-        order: Order,
-        wanted: dict[int, int],
-        products: dict[int, Product],
-        timings: dict[str, float],
-        warnings: list[dict[str, Any]],
+        self, order: Order, wanted: dict[int, int], products: dict[int, Product]
     ) -> None:
+        timings, warnings = self.timings, self.warnings
         stage_started = time.perf_counter()
         if order.owner.email:
             lines = "\n".join(f"  {q} x {products[pk].name}" for pk, q in wanted.items())
