@@ -235,9 +235,7 @@ class BaseOrchestrator(Generic[CtxT, ResultT, InputT]):
         finally:
             if token is not None:
                 current_request_id.reset(token)
-        runs = collected_runs.get()  # collect(result), written out
-        if runs is not None:
-            runs.append(result)
+        collect(result)
         return result
 
     async def aexecute(
@@ -378,19 +376,6 @@ def _step_host(database: str) -> type[BaseOrchestrator[Any, Any, Any]]:
     )
 
 
-#: The after-commit steps of each pipeline, found once: {id(steps): (steps, deferred)}.
-_deferred_steps: dict[int, tuple[tuple[Step[Any], ...], tuple[Step[Any], ...]]] = {}
-
-
-def _deferred(steps: tuple[Step[Any], ...]) -> tuple[Step[Any], ...]:
-    found = _deferred_steps.get(id(steps))
-    if found is None or found[0] is not steps:
-        if len(_deferred_steps) > 1024:  # pipelines computed anew on every run
-            _deferred_steps.clear()
-        found = _deferred_steps[id(steps)] = (steps, tuple(s for s in steps if s.after_commit))
-    return found[1]
-
-
 class _Plan(NamedTuple):
     """What every run of an orchestrator class needs, found once: valid while
     ``get_pipeline()`` returns the same object and the settings are unchanged."""
@@ -446,8 +431,10 @@ class _Run:
         if step_metrics is None:
             step_metrics = (None,) * len(steps) if metrics is None else metrics.for_steps(steps)
         self.step_metrics = step_metrics
-        #: The after-commit steps among ``steps``.
-        self.deferred = _deferred(steps) if deferred is None else deferred
+        #: The after-commit steps among ``steps`` (found once per class: ``_Plan``).
+        self.deferred = (
+            tuple(step for step in steps if step.after_commit) if deferred is None else deferred
+        )
         self.records: list[StepRecord] = []
         #: Plain steps' histogram observations, written at the run's end (``metrics.end_run``).
         self.observed: list[tuple[Any, float]] = []
@@ -469,41 +456,21 @@ class _Run:
         return branch
 
     def execute(self) -> OrchestratorResult[Any]:
-        """The run, timed and counted; ``_begin``, ``_run_main``, ``_end`` and ``_result``
-        written out (they serve ``orchestration.aio``): this is every run's fixed cost."""
-        orchestrator, metrics = self.orchestrator, self.metrics
-        if metrics is not None:
-            metrics.start(self)
-        started = perf_counter_ns()
+        orchestrator = self.orchestrator
+        started = self._begin()
         try:
             if orchestrator.atomic:
                 self._run_in_transaction()
-            elif self._run_steps(zip(self.steps, self.step_metrics, strict=True)) and (
-                self.effects or self.deferred
-            ):
-                self._close(self.deferred)  # what _finish does
+            elif self._run_steps(zip(self.steps, self.step_metrics, strict=True)):
+                self._finish()
             if self.failure is not None:
                 self._compensate()
                 data = None
             else:
                 data = orchestrator.build_result(self.ctx)
         finally:
-            elapsed_ns = perf_counter_ns() - started
-            if metrics is not None:
-                metrics.finish(self)
-                outcome = "success" if self.failure is None else "failure"
-                end_run(self.observed, metrics.duration[outcome], elapsed_ns / 1e9)
-        failure, ctx = self.failure, self.ctx
-        return OrchestratorResult(
-            failure is None,
-            orchestrator.metric_name,
-            ctx.request_id,
-            data,
-            failure,
-            ctx.errors[:],
-            elapsed_ns / 1e6,
-            self.records,
-        )
+            elapsed_ns = self._end(started)
+        return self._result(elapsed_ns, data)
 
     def _begin(self) -> int:
         if self.metrics is not None:

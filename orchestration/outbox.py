@@ -207,9 +207,10 @@ def _stores_tasks_in(using: str) -> bool:
     return bool(router.db_for_write(DBTaskResult) == using)
 
 
-def _dispatch(ids: Sequence[str]) -> None:
-    """Hand committed rows to the task backend, a task each; a row that fails waits for
-    the relay."""
+def _dispatch(ids: Sequence[str], *, due: bool = False) -> None:
+    """Hand committed rows to the task backend, a task each. A row whose task cannot
+    be written waits for the relay; with ``due`` it is made due for the relay at once
+    (rows stored with their task in the run's transaction are not due otherwise)."""
     from orchestration.tasks import run_queued_step
 
     for entry_id in ids:
@@ -218,6 +219,10 @@ def _dispatch(ids: Sequence[str]) -> None:
         except Exception:
             # The row is committed: the relay dispatches it again later.
             logger.warning("could not dispatch queued step %s", entry_id, exc_info=True)
+            if due:
+                QueuedStep.objects.filter(pk=entry_id, state=QueuedStep.State.QUEUED).update(
+                    next_dispatch_at=timezone.now()
+                )
 
 
 def _dispatch_together(ids: Sequence[str]) -> None:
@@ -232,21 +237,8 @@ def _dispatch_together(ids: Sequence[str]) -> None:
 
 
 def fan_out(ids: Sequence[str]) -> None:
-    """In the worker: hand each of ``ids`` to the task backend as a task of its own.
-
-    A row whose task cannot be written is made due for the relay at once (rows
-    stored with their task in the run's transaction are not due otherwise).
-    """
-    from orchestration.tasks import run_queued_step
-
-    for entry_id in ids:
-        try:
-            run_queued_step.enqueue(entry_id)
-        except Exception:
-            logger.warning("could not dispatch queued step %s", entry_id, exc_info=True)
-            QueuedStep.objects.filter(pk=entry_id, state=QueuedStep.State.QUEUED).update(
-                next_dispatch_at=timezone.now()
-            )
+    """In the worker: the run's other steps, handed on as tasks of their own."""
+    _dispatch(ids, due=True)
 
 
 # -- in the worker --------------------------------------------------------------------

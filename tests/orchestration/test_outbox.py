@@ -253,3 +253,40 @@ def test_a_step_the_worker_cannot_hand_on_is_made_due_for_the_relay(note_orchest
     monkeypatch.setattr(outbox, "_dispatch", dispatched.extend)
     assert relay() == 1
     assert dispatched == [mail]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_another_backend_a_run_is_one_task_after_the_commit_and_a_lost_one_is_relayed(
+    settings, note_orchestrator, monkeypatch
+):
+    from orchestration.tasks import run_queued_step
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
+    backend = run_queued_step.get_backend()
+
+    note_orchestrator().execute(["a", "b"])
+
+    [task] = backend.results  # one task for the run's two steps, sent after the commit
+    assert sorted(task.args) == sorted(
+        str(pk) for pk in QueuedStep.objects.values_list("pk", flat=True)
+    )
+
+    def broken_queue(*args: object) -> None:
+        raise ConnectionError("the queue is down")
+
+    monkeypatch.setattr(backend, "enqueue", broken_queue)
+    QueuedStep.objects.all().delete()
+    result = note_orchestrator().execute(["c", "d"])
+
+    assert result.success  # the rows are committed; only the dispatch was lost
+    assert QueuedStep.objects.count() == 2
+    assert relay() == 0  # not due yet: the relay waits QUEUE_RELAY_AFTER
+    QueuedStep.objects.update(next_dispatch_at=timezone.now())
+    dispatched: list[str] = []
+    from orchestration import outbox
+
+    monkeypatch.setattr(outbox, "_dispatch", dispatched.extend)
+    assert relay() == 2
+    assert sorted(dispatched) == sorted(
+        str(pk) for pk in QueuedStep.objects.values_list("pk", flat=True)
+    )

@@ -155,6 +155,20 @@ def test_on_postgresql_a_record_does_not_wait_for_the_disk_and_changes_nothing_e
     assert insert.upper().startswith("INSERT")  # asked to wait for the disk: it does
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="server_side_binding is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_with_server_side_binding_a_record_is_a_plain_insert(parcel, monkeypatch):
+    """Server-side binding cannot take two statements in one execute: no prefix then."""
+    options = {**connection.settings_dict["OPTIONS"], "server_side_binding": True}
+    monkeypatch.setitem(connection.settings_dict, "OPTIONS", options)
+    with CaptureQueriesContext(connection) as captured:
+        result = parcel().execute({"fail_at": "third"})
+
+    [insert] = [q["sql"] for q in captured if "orchestration_runrecord" in q["sql"]]
+    assert insert.upper().startswith("INSERT")
+    assert len(records_of(result)) == 1
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_sampled_success_keeps_warnings_and_its_sample_rate(parcel, record_every_success):
     result = parcel().execute({})
