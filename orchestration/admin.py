@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db.models import Count, F, FloatField, QuerySet, Sum, Value
 from django.db.models.functions import Cast
 from django.http import HttpRequest, HttpResponse
@@ -107,6 +108,20 @@ def with_queued_outcomes(record: RunRecord, queued: dict[str, QueuedStep]) -> li
     return steps
 
 
+def user_name(record: RunRecord) -> str:
+    """Who ran it: the username, ``#id (deleted)`` for a user that is gone, ``-`` for none.
+
+    The user column has no constraint (a record outlives its user), so the row may be gone.
+    """
+    if record.user_id is None:
+        return "-"
+    try:
+        user = record.user  # None from the list's join, DoesNotExist from a lookup of its own
+    except ObjectDoesNotExist:
+        user = None
+    return f"#{record.user_id} (deleted)" if user is None else user.get_username()
+
+
 @admin.register(RunRecord)
 class RunRecordAdmin(admin.ModelAdmin):
     list_display = (
@@ -120,6 +135,8 @@ class RunRecordAdmin(admin.ModelAdmin):
         "request_id",
     )
     list_display_links = ("created", "request_id")
+    # A LEFT JOIN: the column has no constraint, so a deleted user's records stay listed.
+    list_select_related = ("user",)
     list_filter = (
         "orchestrator",
         "outcome",
@@ -152,8 +169,7 @@ class RunRecordAdmin(admin.ModelAdmin):
 
     @admin.display(description="user", ordering="user_id")
     def user_label(self, record: RunRecord) -> str:
-        # No constraint on the column: the user may be gone, so no join and no link.
-        return "-" if record.user_id is None else f"#{record.user_id}"
+        return user_name(record)
 
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view(self.orchestrators_view)
@@ -191,6 +207,7 @@ class RunRecordAdmin(admin.ModelAdmin):
             "title": f"Run of {record.orchestrator}",
             "subtitle": record.request_id,
             "record": record,
+            "user_name": user_name(record),
             "diagram": diagrams.flowchart(description, run=with_queued_outcomes(record, queued)),
             "queued": queued_rows,
             "media": self.media,
@@ -215,6 +232,9 @@ class RunRecordAdmin(admin.ModelAdmin):
             return None
 
     def orchestrators_view(self, request: HttpRequest) -> HttpResponse:
+        # Per-step failure counts are run records too: the same permission as the list.
+        if not self.has_view_permission(request):
+            raise PermissionDenied
         since = timezone.now() - timedelta(days=RECENT_DAYS)
         pipelines = []
         for cls in registry.registered():
@@ -259,7 +279,8 @@ class EffectRecordAdmin(admin.ModelAdmin):
 
 
 def failure_rates(description: dict[str, Any], *, since: Any) -> dict[str, Any]:
-    """Estimated runs since ``since`` and failures per step, from the records.
+    """Estimated runs since ``since`` and failures per step, from the records (and how
+    many records the estimate rests on).
 
     Successes are sampled, so each record counts for ``1 / sample_rate`` runs;
     critical failures are the records' failing steps, best-effort ones their
@@ -287,7 +308,7 @@ def failure_rates(description: dict[str, Any], *, since: Any) -> dict[str, Any]:
                 "rate": None if not runs else 100 * count / runs,
             }
         )
-    return {"runs": round(runs), "steps": steps}
+    return {"runs": round(runs), "recorded": records.count(), "steps": steps}
 
 
 @admin.register(QueuedStep)

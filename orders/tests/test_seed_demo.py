@@ -21,8 +21,9 @@ def seed() -> str:
     return out.getvalue()
 
 
-def test_seed_demo_is_idempotent(settings: Any) -> None:
+def test_seed_demo_is_idempotent(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     settings.DEBUG = True
+    monkeypatch.delenv("PORT", raising=False)
 
     first = seed()
     Product.objects.filter(sku=DEMO_PRODUCTS[0][0]).update(stock=1)
@@ -34,6 +35,29 @@ def test_seed_demo_is_idempotent(settings: Any) -> None:
     assert get_user_model().objects.count() == 2
     assert Product.objects.get(sku="KB-001").stock == 1
     assert "curl -s -X POST http://127.0.0.1:8000/api/auth/token/" in second
+
+
+def test_seed_demo_prints_the_port_the_server_listens_on(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.DEBUG = True
+    monkeypatch.setenv("PORT", "8765")
+
+    out = seed()
+
+    assert "curl -s -X POST http://127.0.0.1:8765/api/auth/token/" in out
+    assert "http://127.0.0.1:8765/admin/" in out
+    assert "8000" not in out
+
+
+def test_seed_demo_refuses_a_port_that_is_not_a_number(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.DEBUG = True
+    monkeypatch.setenv("PORT", "eighty")
+
+    with pytest.raises(CommandError, match="PORT must be a TCP port number"):
+        seed()
 
 
 def test_the_demo_user_can_get_a_token(settings: Any) -> None:

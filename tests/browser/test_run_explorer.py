@@ -96,7 +96,12 @@ def test_the_orchestrators_page_shows_each_pipeline_and_its_failure_rates(
 
     expect(page.locator("html")).to_have_attribute("data-diagrams", "rendered")
     create = page.locator("section#create_order")
-    expect(create).to_contain_text("About 4 runs in 7 days")
+    expect(create.locator(".run-count")).to_contain_text(
+        "About 4 runs in the last 7 days, estimated from 4 recorded runs."
+    )
+    expect(page.locator("section#quote .run-count")).to_contain_text(
+        "No recorded runs in the last 7 days"
+    )
     charge = create.locator("tr[data-step=charge_payment]")
     expect(charge.locator("td").nth(2)).to_have_text("2")
     expect(charge.locator("td.rate")).to_have_text("50.00 %")

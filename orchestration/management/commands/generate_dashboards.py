@@ -47,6 +47,9 @@ class Command(BaseCommand):
             return
         drift = dashboards.write(files, output)
         if drift:
-            self.stdout.write(f"Updated {output}:\n{drift.describe()}")
+            changes = [f"  created: {path}" for path in drift.missing]
+            changes += [f"  updated: {path}" for path in drift.stale]
+            changes += [f"  removed: {path}" for path in drift.unexpected]
+            self.stdout.write(f"Wrote {output}:\n" + "\n".join(changes))
         else:
             self.stdout.write(f"{len(files)} files in {output} are already up to date.")
