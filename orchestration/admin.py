@@ -6,7 +6,7 @@ ran, what failed, what waits)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib import admin
@@ -108,6 +108,33 @@ def with_queued_outcomes(record: RunRecord, queued: dict[str, QueuedStep]) -> li
     return steps
 
 
+#: The explorer's pages hide the admin's app list: their tables and diagrams need the width.
+WIDE = {"is_nav_sidebar_enabled": False}
+
+#: Request ids and errors longer than this are cut in lists (in full on their own page).
+SHORT_ID, SHORT_ERROR = 12, 120
+
+
+def compact_time(moment: datetime | None) -> str:
+    """``2026-12-06 14:03:27`` in the current time zone (a narrow column breaks it between
+    the date and the time only), ``-`` for none."""
+    if moment is None:
+        return "-"
+    local = timezone.localtime(moment)
+    return format_html(
+        '<span class="moment">{}</span> <span class="moment">{}</span>',
+        local.strftime("%Y-%m-%d"),
+        local.strftime("%H:%M:%S"),
+    )
+
+
+def shortened(text: str, limit: int = SHORT_ID) -> str:
+    """``text``, cut to ``limit`` characters with an ellipsis, the whole of it as a tooltip."""
+    if len(text) <= limit:
+        return text
+    return format_html('<span title="{}">{}…</span>', text, text[:limit])
+
+
 def user_name(record: RunRecord) -> str:
     """Who ran it: the username, ``#id (deleted)`` for a user that is gone, ``-`` for none.
 
@@ -125,16 +152,15 @@ def user_name(record: RunRecord) -> str:
 @admin.register(RunRecord)
 class RunRecordAdmin(admin.ModelAdmin):
     list_display = (
-        "created",
+        "when",
         "orchestrator",
         "outcome_label",
-        "failing_step",
-        "error_code",
+        "failure",
         "duration",
         "user_label",
-        "request_id",
+        "request",
     )
-    list_display_links = ("created", "request_id")
+    list_display_links = ("when", "request")
     # A LEFT JOIN: the column has no constraint, so a deleted user's records stay listed.
     list_select_related = ("user",)
     list_filter = (
@@ -156,6 +182,25 @@ class RunRecordAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # a record is what happened: view and delete only
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return super().changelist_view(request, {**WIDE, **(extra_context or {})})
+
+    @admin.display(description="when", ordering="created")
+    def when(self, record: RunRecord) -> str:
+        return compact_time(record.created)
+
+    @admin.display(description="failing step and error", ordering="failing_step")
+    def failure(self, record: RunRecord) -> str:
+        if not record.failed:
+            return "-"
+        return format_html("{}<br><code>{}</code>", record.failing_step, record.error_code)
+
+    @admin.display(description="request id", ordering="request_id")
+    def request(self, record: RunRecord) -> str:
+        return shortened(record.request_id)
 
     @admin.display(description="outcome", ordering="outcome")
     def outcome_label(self, record: RunRecord) -> str:
@@ -204,6 +249,7 @@ class RunRecordAdmin(admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
+            **WIDE,
             "title": f"Run of {record.orchestrator}",
             "subtitle": record.request_id,
             "record": record,
@@ -249,6 +295,7 @@ class RunRecordAdmin(admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
+            **WIDE,
             "title": "Orchestrators",
             "pipelines": pipelines,
             "days": RECENT_DAYS,
@@ -314,15 +361,16 @@ def failure_rates(description: dict[str, Any], *, since: Any) -> dict[str, Any]:
 @admin.register(QueuedStep)
 class QueuedStepAdmin(admin.ModelAdmin):
     list_display = (
-        "enqueued_at",
+        "queued_at",
         "orchestrator",
         "step",
         "state",
         "attempts",
         "wait_seconds",
-        "finished_at",
-        "last_error",
+        "finished",
+        "error",
     )
+    list_display_links = ("queued_at",)
     list_filter = ("state", "orchestrator", "step")
     search_fields = ("=id", "=request_id")
     ordering = ("-enqueued_at",)
@@ -344,6 +392,26 @@ class QueuedStepAdmin(admin.ModelAdmin):
         "finished_at",
         "last_error",
     )
+
+    class Media:
+        css = {"all": ("orchestration/explorer.css",)}
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return super().changelist_view(request, {**WIDE, **(extra_context or {})})
+
+    @admin.display(description="queued at", ordering="enqueued_at")
+    def queued_at(self, entry: QueuedStep) -> str:
+        return compact_time(entry.enqueued_at)
+
+    @admin.display(description="finished", ordering="finished_at")
+    def finished(self, entry: QueuedStep) -> str:
+        return compact_time(entry.finished_at)
+
+    @admin.display(description="last error")
+    def error(self, entry: QueuedStep) -> str:
+        return shortened(entry.last_error, SHORT_ERROR) if entry.last_error else "-"
 
     @admin.display(description="time in queue (s)")
     def wait_seconds(self, entry: QueuedStep) -> str:

@@ -2,8 +2,8 @@
 
 ``flowchart(description)`` draws a declared pipeline: critical steps as solid
 boxes, best-effort steps as dashed rounded ones, a bypass edge around each
-conditional step, a loop for a retry policy, the compensation hanging off the
-step it undoes, and the after-commit tail behind a ``commit`` node.
+conditional step, a retry policy as a line of its step's box, the compensation
+hanging off the step it undoes, and the after-commit tail behind a ``commit`` node.
 
 ``flowchart(description, run=steps)`` draws the same pipeline with one run's
 path over it: each step coloured by what happened to it (``ok``, ``failed``,
@@ -57,13 +57,25 @@ def _milliseconds(value: float) -> str:
     return f"{value:.3g} ms" if value < 100 else f"{value:.0f} ms"
 
 
+def _retry_policy(step: Mapping[str, Any]) -> str | None:
+    """A retry policy as a line of the step's box. Drawn as a loop back into the box,
+    Mermaid lays its label over the boxes beside it."""
+    retry = step.get("retry")
+    if not retry:
+        return None
+    return f"retried up to {retry['attempts']} attempts on {', '.join(retry['on'])}"
+
+
 def _label(step: Mapping[str, Any], outcome: Mapping[str, Any] | None) -> str:
     lines = [step["name"]]
+    policy = _retry_policy(step)
     if outcome is None:
         flags = ["critical" if step["critical"] else "best effort"]
         if step.get("timeout") is not None:
             flags.append(f"{step['timeout']:g} s budget")
         lines.append(", ".join(flags))
+        if policy:
+            lines.append(policy)
     else:
         status = outcome["status"]
         details = [status.replace("_", " ")]
@@ -74,6 +86,8 @@ def _label(step: Mapping[str, Any], outcome: Mapping[str, Any] | None) -> str:
         lines.append(" · ".join(details))
         if outcome.get("error_code"):
             lines.append(str(outcome["error_code"]))
+        if policy:
+            lines.append(policy)
     return "<br/>".join(_text(line) for line in lines)
 
 
@@ -155,11 +169,6 @@ def flowchart(
         if step.get("branches"):
             continue
         identifier = node_id(step["name"])
-        retry = step.get("retry")
-        if retry:
-            on = _text(", ".join(retry["on"]))
-            label = f"retry, {retry['attempts']} attempts, on {on}"
-            lines.append(f'    {identifier} -- "{label}" --> {identifier}')
         if step.get("compensated"):
             undo = f"{identifier}__undo"
             compensation = _text(step.get("compensation") or "compensate")

@@ -1,7 +1,14 @@
 // Renders every <pre class="mermaid"> of the page with the vendored Mermaid, then
 // marks the document so that a browser test knows the diagrams are drawn.
 document.addEventListener("DOMContentLoaded", async () => {
-  mermaid.initialize({ startOnLoad: false, securityLevel: "strict", theme: "neutral" });
+  // At their own size (useMaxWidth off), never shrunk to the column's width: a long
+  // pipeline scrolls sideways in its box instead of shrinking its text.
+  mermaid.initialize({
+    startOnLoad: false,
+    securityLevel: "strict",
+    theme: "neutral",
+    flowchart: { useMaxWidth: false, nodeSpacing: 40, rankSpacing: 40 },
+  });
   try {
     await mermaid.run({ querySelector: "pre.mermaid" });
     document.documentElement.dataset.diagrams = "rendered";
