@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEV_ENV := DJANGO_DEBUG=1
 PORT ?= 8000
 
-.PHONY: install system-deps run test matrix lint format bench serve clean
+.PHONY: install system-deps run test matrix lint format bench serve clean docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ install: $(STAMP) .env
 		'DJANGO_DEBUG=1' > $@
 
 # Debian packages the integration tests use: Prometheus and promtool, Chromium for
-# the documentation pages, curl for the README's walkthrough, a private Redis server for
+# the documentation pages, curl for the walkthrough (docs/example-project.md), a private Redis server for
 # the RQ task workers; wrk drives the end-to-end benchmark; nginx fronts `make serve`.
 # Installed only when one is missing.
 SYSTEM_PACKAGES := prometheus chromium wrk nginx curl redis-server
@@ -57,6 +57,12 @@ serve: install system-deps
 
 test: install
 	$(BIN)/python -m pytest
+
+# The documentation (docs/, mkdocs.yml) at http://127.0.0.1:$(DOCS_PORT), rebuilt on every edit.
+# CI builds it with --strict: a broken link, anchor or image fails the build.
+DOCS_PORT ?= 8001
+docs: install
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
 
 # Every supported Python (3.11 and newer; pyenv's are found too) with Django 5.2 LTS, in
 # environments of their own under .nox/ (noxfile.py). NOX_ARGS picks sessions: --python 3.13

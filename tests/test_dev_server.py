@@ -1,5 +1,5 @@
 """`make run` as a newcomer starts it: on the port asked for, with a readable log, and the
-README's walkthrough run against it as written.
+walkthrough of docs/example-project.md run against it as written.
 
 Each 4xx/5xx is logged once (by ``django.request``, with the request id of the
 response), and the autoreloader's "Watching for file changes" once.
@@ -88,15 +88,15 @@ def test_the_autoreloader_announces_itself_once(dev_server):
 
 def walkthrough_script(url: str) -> str:
     """The walkthrough's shell blocks, on this server, with a marker before each step."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("<!-- section: walkthrough -->")[1].split("<!-- /section")[0]
+    page = (ROOT / "docs" / "example-project.md").read_text()
+    section = page.split("<!-- section: walkthrough -->")[1].split("<!-- /section")[0]
     script = "\n".join(re.findall(r"```sh\n(.*?)```", section, flags=re.S))
     assert "BASE=http://127.0.0.1:8000\n" in script
     script = script.replace("BASE=http://127.0.0.1:8000\n", f"BASE={url}\n")
     return re.sub(r"^# (\d+)\. ", r"printf '\\n=== step \1\\n'\n# \1. ", script, flags=re.M)
 
 
-def test_the_readme_walkthrough_runs_as_written(dev_server):
+def test_the_walkthrough_runs_as_written(dev_server):
     if shutil.which("curl") is None:
         if os.environ.get("CI"):
             pytest.fail("CI needs curl: `make system-deps` installs it")

@@ -1,7 +1,9 @@
-"""The README's example is real code: run it, through DRF, against the test database."""
+"""The README's example is real code: run it, through DRF, against the test database, and
+its sample response is what the server answers."""
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import types
@@ -18,9 +20,15 @@ from orchestration.testing import isolated_registry, run_queued_steps
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def readme_python_blocks() -> list[str]:
-    pattern = README.read_text().split("<!-- section: pattern -->")[1].split("<!-- /section")[0]
-    return re.findall(r"```python\n(.*?)```", pattern, flags=re.S)
+def readme_example() -> str:
+    section = README.read_text().split("<!-- section: example -->")[1].split("<!-- /section")[0]
+    [block] = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    return block
+
+
+def readme_sample() -> dict:
+    after = README.read_text().split("<!-- sample: readme-sign-up -->")[1]
+    return json.loads(re.search(r"```json\n(.*?)```", after, flags=re.S)[1])
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +37,7 @@ def example() -> Iterator[types.ModuleType]:
     sys.modules[module.__name__] = module  # dataclasses resolve annotations through it
     try:
         with isolated_registry():
-            exec(compile(readme_python_blocks()[0], str(README), "exec"), module.__dict__)
+            exec(compile(readme_example(), str(README), "exec"), module.__dict__)
             yield module
     finally:
         del sys.modules[module.__name__]
@@ -67,13 +75,23 @@ def test_the_example_answers_409_for_a_taken_username(example):
 
 
 @pytest.mark.django_db
-def test_the_testing_snippet_runs(example):
-    from orchestration.testing import make_context, run_step
+def test_the_sample_response_is_what_the_example_answers(example):
+    body = post_sign_up(example, {"username": "ada", "email": "ada@example.com"})
+    sample = readme_sample()
 
-    namespace = {**example.__dict__, "make_context": make_context, "run_step": run_step}
-    exec(readme_python_blocks()[1], namespace)
+    assert body.pop("status") == 201
+    assert set(body) == set(sample)
+    assert set(body["data"]) == set(sample["data"])
+    assert set(body["metrics"]) == set(sample["metrics"])
+    assert (body["success"], body["warnings"], body["queued"]) == (
+        sample["success"],
+        sample["warnings"],
+        sample["queued"],
+    )
 
-    assert User.objects.filter(username="ada").exists()
+
+def test_the_readme_stays_short():
+    assert len(README.read_text().splitlines()) <= 250
 
 
 @pytest.mark.django_db

@@ -92,10 +92,10 @@ def test_a_whole_number_will_do_for_a_number_of_seconds(settings: Any) -> None:
     assert get_config()["EFFECT_LEASE"] == DEFAULTS["EFFECT_LEASE"]
 
 
-def test_the_readme_settings_table_lists_every_key_with_its_default() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    table = readme.split("### Settings")[1].split("`manage.py check` reports")[0]
-    rows = dict(re.findall(r"^\| `([A-Z_]+)` \| `([^`]*)`", table, flags=re.M))
+def test_the_settings_page_lists_every_key_with_its_default() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "settings.md").read_text()
+    table = page.split("<!-- generated: settings")[1].split("<!-- /generated -->")[0]
+    rows = dict(re.findall(r"^\| `([A-Z_]+)` \| `[a-z]+` \| `([^`]*)`", table, flags=re.M))
 
     assert set(rows) == set(DEFAULTS)
     for key, default in rows.items():
@@ -104,7 +104,7 @@ def test_the_readme_settings_table_lists_every_key_with_its_default() -> None:
         assert default == expected, key
 
 
-def test_each_check_id_names_one_problem_and_the_readme_lists_them_all():
+def test_each_check_id_names_one_problem_and_the_checks_page_lists_them_all():
     import re
     from pathlib import Path
 
@@ -112,8 +112,8 @@ def test_each_check_id_names_one_problem_and_the_readme_lists_them_all():
 
     source = Path(orchestration.checks.__file__).read_text()
     raised = re.findall(r'id="(orchestration\.[EW]\d{3})"', source)
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    documented = re.findall(r"^\| `(orchestration\.[EW]\d{3})` \|", readme, flags=re.MULTILINE)
+    page = (Path(__file__).resolve().parents[2] / "docs" / "checks.md").read_text()
+    documented = re.findall(r"^\| `(orchestration\.[EW]\d{3})` \|", page, flags=re.MULTILINE)
 
     assert len(raised) == len(set(raised)), sorted(raised)
     assert sorted(documented) == sorted(raised)

@@ -1,4 +1,4 @@
-"""Mermaid flowcharts drawn from the registry: the command, the README copy, the schema."""
+"""Mermaid flowcharts drawn from the registry: the command, the docs copy, the schema."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from drf_spectacular.generators import SchemaGenerator
 from orchestration import BaseOrchestrator, OperationContext, Retry, Step, diagrams, registry
 from orders.orchestrators import CreateOrder
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+# The example project's page draws its pipelines (`orchestrators --readme` keeps the copy).
+EXAMPLE_PAGE = Path(__file__).resolve().parents[2] / "docs" / "example-project.md"
 
 
 def weigh(ctx: OperationContext) -> OperationContext:
@@ -129,20 +130,20 @@ def test_the_command_prints_mermaid(shipping):
     assert text.count("```mermaid") == len(registry.registered())
 
 
-def test_the_readme_copy_is_current_and_a_stale_one_is_reported(tmp_path):
-    # The README draws the example project's pipelines: leave out what test
+def test_the_docs_copy_is_current_and_a_stale_one_is_reported(tmp_path):
+    # The docs draw the example project's pipelines: leave out what test
     # modules registered when they were imported.
     for cls in registry.registered():
         if cls.__module__ != "orders.orchestrators":
             registry.unregister(cls)
-    call_command("orchestrators", "--readme", str(README), "--check", stdout=io.StringIO())
+    call_command("orchestrators", "--readme", str(EXAMPLE_PAGE), "--check", stdout=io.StringIO())
 
-    stale = tmp_path / "README.md"
-    stale.write_text(README.read_text().replace("step_charge_payment", "step_pay"))
+    stale = tmp_path / "example-project.md"
+    stale.write_text(EXAMPLE_PAGE.read_text().replace("step_charge_payment", "step_pay"))
     with pytest.raises(CommandError, match="out of date"):
         call_command("orchestrators", "--readme", str(stale), "--check", stdout=io.StringIO())
     call_command("orchestrators", "--readme", str(stale), stdout=io.StringIO())
-    assert stale.read_text() == README.read_text()
+    assert stale.read_text() == EXAMPLE_PAGE.read_text()
 
 
 def test_a_file_without_the_markers_is_an_error(tmp_path):
