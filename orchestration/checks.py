@@ -34,7 +34,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         return [
             Error(
                 f"{SETTING} must be a dictionary, not {type(value).__name__}.",
-                hint=f"Set {SETTING} = {{...}} with the keys in the README's settings table.",
+                hint=f"Set {SETTING} = {{...}} with the keys in docs/settings.md.",
                 id="orchestration.E001",
             )
         ]
