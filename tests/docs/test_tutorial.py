@@ -70,5 +70,5 @@ def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:
 
     said = dict(outputs)
     assert "signup.orchestrators.SignUp" in said["python manage.py orchestrators"]
-    assert "Ran 3 tests" in said["python manage.py test signup"]
+    assert "Ran 4 tests" in said["python manage.py test signup"]
     assert "OK" in said["python manage.py test signup"]
