@@ -158,3 +158,85 @@ def test_framework_answers_use_documented_codes(client_with_token):
     for code, (status, answered) in answers.items():
         assert answered == code
         assert documented[code] == str(status), f"{code} is documented as {documented[code]}"
+
+
+def _error_statuses() -> dict[str, int]:
+    """{class name: HTTP status} of the typed errors (the app's and DRF's) a code is raised with."""
+    from rest_framework import exceptions as drf
+
+    import orchestration.errors
+
+    statuses = {
+        name: value.status_code
+        for name, value in vars(drf).items()
+        if isinstance(value, type) and issubclass(value, drf.APIException)
+    }
+    statuses.update(
+        (name, value.status)
+        for name, value in vars(orchestration.errors).items()
+        if isinstance(value, type) and issubclass(value, orchestration.errors.OrchestrationError)
+    )
+    return statuses
+
+
+def raised_statuses(tree: ast.Module, known: dict[str, int]) -> dict[str, set[int]]:
+    """{code: statuses} where the source says both: ``Conflict(..., code="out_of_stock")``,
+    or a class of a typed error with its own ``code`` (and ``status``, or its base's)."""
+    constants = module_strings(tree)
+    found: dict[str, set[int]] = {}
+
+    def note(code_node: ast.AST, status: int | None) -> None:
+        if isinstance(code_node, ast.Name) and code_node.id in constants:
+            code_node = ast.Constant(constants[code_node.id])
+        code = _string(code_node)
+        if code and status is not None:
+            found.setdefault(code, set()).add(status)
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            for keyword in node.keywords:
+                if keyword.arg == "code":
+                    note(keyword.value, known.get(node.func.id))
+        elif isinstance(node, ast.ClassDef):
+            attributes = {
+                target.id: item.value
+                for item in node.body
+                if isinstance(item, ast.Assign)
+                for target in item.targets
+                if isinstance(target, ast.Name)
+            }
+            status_node = attributes.get("status", attributes.get("status_code"))
+            if isinstance(status_node, ast.Constant) and isinstance(status_node.value, int):
+                status: int | None = status_node.value
+            else:
+                bases = [
+                    known[base.id] for base in node.bases if getattr(base, "id", None) in known
+                ]
+                status = bases[0] if bases else None
+            for name in ("code", "default_code"):
+                if name in attributes:
+                    note(attributes[name], status)
+    return found
+
+
+def test_the_documented_status_is_the_one_the_code_raises_with():
+    known = _error_statuses()
+    raised: dict[str, set[int]] = {}
+    for package in SOURCES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if {"tests", "migrations", "templates"} & set(path.relative_to(ROOT).parts):
+                continue
+            for code, statuses in raised_statuses(ast.parse(path.read_text()), known).items():
+                raised.setdefault(code, set()).update(statuses)
+    documented = documented_codes()
+
+    assert {"out_of_stock", "payment_declined", "database_unavailable"} <= set(raised)
+    # "none": a code only ever met as a best-effort step's warning, whatever its error's status.
+    wrong = {
+        code: (documented[code], sorted(statuses))
+        for code, statuses in raised.items()
+        if code in documented
+        and documented[code] != "none"
+        and documented[code] not in {str(status) for status in statuses}
+    }
+    assert wrong == {}, "the table in docs/error-codes.md says another status"
