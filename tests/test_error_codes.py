@@ -1,6 +1,6 @@
 """One vocabulary of error codes: every code the project raises is in the table of
-docs/error-codes.md,
-and the framework's own answers (authentication, parsing, routing) use codes from it too."""
+docs/error-codes.md with the status it is raised with, and the framework's own answers
+(authentication, parsing, routing) use codes from it too."""
 
 from __future__ import annotations
 
