@@ -5,16 +5,24 @@ under ``/api/``; apps declare their own paths below that.
 """
 
 from importlib.util import find_spec
+from typing import Any
 
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework_simplejwt import views as jwt_views
 
+import config.schema  # noqa: F401 (registers the schema extension for string fields)
 from config.clients import client_ip
 from config.local_apps import LOCAL_APPS
 from config.lockout import cool_off_seconds, lockout_body
@@ -28,12 +36,34 @@ handler404 = ops_views.not_found
 handler500 = ops_views.server_error
 
 
+#: What the obtain and refresh endpoints answer (refresh tokens rotate, so both send both).
+TOKEN_PAIR_SERIALIZER = inline_serializer(
+    name="TokenPair",
+    fields={
+        "access": serializers.CharField(
+            help_text="Access token (a JWT): send it as `Authorization: Bearer <access>`."
+        ),
+        "refresh": serializers.CharField(
+            help_text="Refresh token: exchange it at /api/auth/token/refresh/ for a new pair. "
+            "Each refresh token is used once: the exchange revokes it."
+        ),
+    },
+)
+TOKEN_PAIR = OpenApiResponse(TOKEN_PAIR_SERIALIZER, description="A new token pair.")
+#: What verify and blacklist answer when they succeed: an empty JSON object.
+EMPTY_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": False}
+TOKEN_VALID = OpenApiResponse(EMPTY_OBJECT, description="The token is valid: `{}`.")
+TOKEN_REVOKED = OpenApiResponse(EMPTY_OBJECT, description="The refresh token is revoked: `{}`.")
+
+
 def documented(
-    view: type[jwt_views.TokenViewBase], summary: str, *errors: int
+    view: type[jwt_views.TokenViewBase],
+    summary: str,
+    success: OpenApiResponse,
+    *errors: int,
 ) -> type[jwt_views.TokenViewBase]:
-    """A subclass of a token view whose schema has a summary and lists its error answers;
-    the summary also titles its page in the browsable API."""
-    success = view().get_serializer_class()
+    """A subclass of a token view whose schema has a summary, documents its answer and
+    lists its error answers; the summary also titles its page in the browsable API."""
     subclass = type(view.__name__, (view,), {"__module__": __name__, "name": summary})
     return extend_schema_view(
         post=extend_schema(summary=summary, responses={200: success, **error_responses(*errors)})
@@ -72,6 +102,7 @@ urlpatterns = [
         documented(
             ThrottledTokenObtainPairView,
             "Obtain an access and a refresh token with a username and password",
+            TOKEN_PAIR,
             400,
             401,
             413,
@@ -85,6 +116,7 @@ urlpatterns = [
         documented(
             jwt_views.TokenRefreshView,
             "Exchange a refresh token for a new access token (and a new refresh token)",
+            TOKEN_PAIR,
             400,
             401,
             413,
@@ -95,14 +127,26 @@ urlpatterns = [
     path(
         "api/auth/token/verify/",
         documented(
-            jwt_views.TokenVerifyView, "Check that a token is valid", 400, 401, 413, 415
+            jwt_views.TokenVerifyView,
+            "Check that a token is valid",
+            TOKEN_VALID,
+            400,
+            401,
+            413,
+            415,
         ).as_view(),
         name="token_verify",
     ),
     path(
         "api/auth/token/blacklist/",
         documented(
-            jwt_views.TokenBlacklistView, "Revoke a refresh token (sign out)", 400, 401, 413, 415
+            jwt_views.TokenBlacklistView,
+            "Revoke a refresh token (sign out)",
+            TOKEN_REVOKED,
+            400,
+            401,
+            413,
+            415,
         ).as_view(),
         name="token_blacklist",
     ),

@@ -10,13 +10,15 @@ from orchestration.extras import require
 require("drf", "rest_framework", "drf_spectacular", feature="orchestration.drf")
 
 # ruff: noqa: E402 (the imports that need the extra follow the check)
+from django.urls import NoReverseMatch, reverse
+from django.utils.functional import lazy
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
-from orchestration import diagrams, registry
+from orchestration import registry
 from orchestration.engine import BaseOrchestrator
 from orchestration.envelope import error_body, typed_error_body
 from orchestration.errors import classify
@@ -193,18 +195,31 @@ def orchestrated_schema(
     **kwargs: Any,
 ) -> Callable[[Any], Any]:
     """``extend_schema`` for an orchestrated endpoint: the envelope, each error
-    status and a description that lists the pipeline's steps and flags and
-    draws it as a Mermaid flowchart (renderers without Mermaid show the source)."""
+    status and a description that lists the pipeline's steps and flags and links to
+    its diagram in the run explorer (Swagger UI and ReDoc draw no Mermaid: they would
+    show its source)."""
     pipeline = describe_pipeline(orchestrator)
-    diagram = diagrams.flowchart(registry.describe(orchestrator))
-    text = (
-        f"{description}\n\n**Pipeline** (`{orchestrator.metric_name}`):\n\n{pipeline}\n\n"
-        f"```mermaid\n{diagram}```"
-    ).strip()
+    text = f"{description}\n\n**Pipeline** (`{orchestrator.metric_name}`):\n\n{pipeline}".strip()
     responses: dict[int, Any] = {
         success_status: envelope_serializer(data),
         **error_responses(*errors),
     }
+    # Lazy: the URLconf is not loaded yet when views are decorated.
+    described = lazy(lambda: text + diagram_link(orchestrator.metric_name), str)()
     return extend_schema(
-        request=request, responses=responses, summary=summary, description=text, **kwargs
+        request=request, responses=responses, summary=summary, description=described, **kwargs
+    )
+
+
+def diagram_link(name: str) -> str:
+    """A Markdown paragraph linking to ``name``'s diagram on the run explorer's
+    orchestrators page; empty when the admin does not serve that page."""
+    try:
+        url = reverse("admin:orchestration_orchestrators")
+    except NoReverseMatch:
+        return ""
+    return (
+        f"\n\n**Diagram:** [`{name}` in the run explorer]({url}#{name}), drawn from the "
+        "declaration with each step's recent failure rate (staff with the run-record "
+        "view permission)."
     )

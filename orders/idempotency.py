@@ -27,8 +27,10 @@ from orders.serializers import OrderSerializer
 HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
 
-#: Visible ASCII only: the key is echoed in logs and compared byte for byte.
-WELL_FORMED_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+#: Visible ASCII only: the key is echoed in logs and compared byte for byte. The
+#: schema states this rule (pattern and length) as the header's.
+MAX_KEY_LENGTH = 255
+WELL_FORMED_KEY = re.compile(rf"^[\x21-\x7e]{{1,{MAX_KEY_LENGTH}}}$")
 
 KEY_REUSED = (
     "idempotency_key_reused",

@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.core.validators import MaxLengthValidator, MinLengthValidator
+from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import Direction
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
@@ -108,11 +112,21 @@ class OrderLineInputSerializer(StrictSerializer):
     quantity = JSONIntegerField(min_value=1, max_value=MAX_QUANTITY)
 
 
+def line_count_limits() -> list[Any]:
+    """1 to ``MAX_LINES`` lines, as validators: drf-spectacular reads them into the schema
+    (``minItems``, ``maxItems``). They never fire: ``allow_empty`` and ``max_length`` refuse
+    such lists first, with DRF's messages about lists."""
+    return [MinLengthValidator(1), MaxLengthValidator(MAX_LINES)]
+
+
 class CreateOrderSerializer(StrictSerializer):
     """The body of ``POST /api/orders/``; prices and totals come from the server."""
 
     items: serializers.ListSerializer[Any] = OrderLinesSerializer(
-        child=OrderLineInputSerializer(), allow_empty=False, max_length=MAX_LINES
+        child=OrderLineInputSerializer(),
+        allow_empty=False,
+        max_length=MAX_LINES,
+        validators=line_count_limits(),
     )
     payment_token = JSONStringField(
         max_length=64,
@@ -148,7 +162,10 @@ class QuoteSerializer(StrictSerializer):
     """The body of ``POST /api/orders/quote/``: what would these items cost, delivered there?"""
 
     items: serializers.ListSerializer[Any] = serializers.ListSerializer(
-        child=OrderLineInputSerializer(), allow_empty=False, max_length=MAX_LINES
+        child=OrderLineInputSerializer(),
+        allow_empty=False,
+        max_length=MAX_LINES,
+        validators=line_count_limits(),
     )
     country = serializers.ChoiceField(
         choices=sorted(TAX_RATES), help_text="Destination country (ISO 3166-1 alpha-2)."
@@ -200,3 +217,14 @@ class OrderSerializer(serializers.ModelSerializer):
             "cancelled_at",
         )
         read_only_fields = fields
+
+
+class StrictSerializerSchema(OpenApiSerializerExtension):
+    """In the schema, a ``StrictSerializer`` allows no other properties, as it does."""
+
+    target_class = StrictSerializer
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: AutoSchema, direction: Direction) -> dict[str, Any]:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        return {**schema, "additionalProperties": False}

@@ -30,6 +30,7 @@ from orchestration.drf import (
 from orders import idempotency
 from orders.models import ORDER_NOT_FOUND, Order, Product
 from orders.orchestrators import AsyncQuote, CancelOrder, CreateOrder, Quote
+from orders.pagination import StrictPageNumberPagination
 from orders.serializers import (
     MAX_ID,
     CreateOrderSerializer,
@@ -125,6 +126,7 @@ class OrderListCreateView(generics.ListAPIView):
     name = "Your orders"  # the browsable API's page title
 
     serializer_class = OrderSerializer
+    pagination_class = StrictPageNumberPagination
 
     def get_queryset(self) -> QuerySet[Order]:
         return Order.objects.filter(owner_id=self.request.user.pk).prefetch_related(
@@ -139,8 +141,8 @@ class OrderListCreateView(generics.ListAPIView):
 
     @extend_schema(
         summary="List your orders",
-        # 404: a page number past the last page (or not a number).
-        responses={200: OrderSerializer(many=True), **error_responses(401, 404)},
+        # 400: a page number that is not a positive integer; 404: one past the last page.
+        responses={200: OrderSerializer(many=True), **error_responses(400, 401, 404)},
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
@@ -156,7 +158,12 @@ class OrderListCreateView(generics.ListAPIView):
         parameters=[
             OpenApiParameter(
                 idempotency.HEADER,
-                str,
+                {
+                    "type": "string",
+                    "pattern": idempotency.WELL_FORMED_KEY.pattern,
+                    "minLength": 1,
+                    "maxLength": idempotency.MAX_KEY_LENGTH,
+                },
                 OpenApiParameter.HEADER,
                 description="Optional client-chosen key (1 to 255 visible ASCII characters, "
                 "a UUID for example) that makes retries of this request safe.",
@@ -278,10 +285,11 @@ class ProductCatalogueView(generics.GenericAPIView):
 
 @extend_schema(
     summary="Products on sale",
-    responses={200: ProductSerializer(many=True), **error_responses(401, 404)},
+    responses={200: ProductSerializer(many=True), **error_responses(400, 401, 404)},
 )
 class ProductListView(ProductCatalogueView, generics.ListAPIView):
     name = "Products on sale"  # the browsable API's page title
+    pagination_class = StrictPageNumberPagination
 
 
 @extend_schema(

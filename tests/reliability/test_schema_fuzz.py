@@ -18,26 +18,19 @@ import schemathesis
 from django.core.cache import cache
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
-from schemathesis.checks import (
-    content_type_conformance,
-    not_a_server_error,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
+from schemathesis.checks import CHECKS, load_all_checks
+from schemathesis.config import PositiveDataAcceptanceConfig
 from schemathesis.core.failures import FailureGroup
 
 from orders.models import Product
 
-EXAMPLES = 20
+EXAMPLES = 100
 USERNAME, PASSWORD = "fuzzer", "fuzzing-password-long-enough"
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-]
+load_all_checks()
+#: Every check schemathesis has: conformance of statuses, content types, headers and
+#: bodies, and the data-acceptance checks (a schema-valid request is not refused with a
+#: 400, a schema-invalid one is), missing required headers, unsupported methods, auth.
+EVERY_CHECK = CHECKS.get_all()
 
 
 @pytest.fixture(autouse=True)
@@ -47,13 +40,41 @@ def fast_password_hashing(settings: Any) -> None:
 
 
 @pytest.fixture
-def api_schema(live_server: Any, transactional_db: None, django_user_model: Any) -> Any:
-    django_user_model.objects.create_user(USERNAME, "fuzzer@example.com", PASSWORD)
-    for number in range(3):
+def catalogue(transactional_db: None) -> list[int]:
+    return [
         Product.objects.create(
             sku=f"FUZZ-{number}", name=f"Fuzz product {number}", price="5.00", stock=1000
-        )
-    return schemathesis.openapi.from_url(f"{live_server.url}/api/schema/")
+        ).pk
+        for number in range(3)
+    ]
+
+
+@pytest.fixture
+def api_schema(live_server: Any, catalogue: list[int], django_user_model: Any) -> Any:
+    django_user_model.objects.create_user(USERNAME, "fuzzer@example.com", PASSWORD)
+    schema = schemathesis.openapi.from_url(f"{live_server.url}/api/schema/")
+    # A well-formed order can still be declined by the card processor: a 402 is an
+    # answer to valid data (no schema can say which cards are good), like 404 and 409.
+    schema.config.checks.positive_data_acceptance = PositiveDataAcceptanceConfig(
+        expected_statuses=[*PositiveDataAcceptanceConfig().expected_statuses, "402"]
+    )
+    return schema
+
+
+def from_the_catalogue(catalogue: list[int]) -> Callable[[Any], Any]:
+    """Valid order and quote bodies name products of the catalogue, each once: the rules
+    a schema cannot state (which ids exist, one line per product). Every other part of
+    the generated body is left as generated."""
+
+    def shape(case: Any) -> Any:
+        body = case.body
+        if isinstance(body, dict) and isinstance(body.get("items"), list):
+            body["items"] = body["items"][: len(catalogue)]
+            for line, product in zip(body["items"], catalogue, strict=False):
+                line["product"] = product
+        return case
+
+    return shape
 
 
 @pytest.fixture
@@ -71,10 +92,19 @@ def auth_headers(api_schema: Any, live_server: Any) -> dict[str, str]:
 AUTH_PREFIX = "/api/auth/"
 
 
-def fuzz(operation: Any, mode: GenerationMode, headers: dict[str, str], checks: list[Any]) -> str:
+def fuzz(
+    operation: Any,
+    mode: GenerationMode,
+    headers: dict[str, str],
+    checks: list[Any],
+    catalogue: list[int],
+) -> str:
     """Run one operation's generated cases; the failure report, or "" when all passed."""
+    strategy = operation.as_strategy(generation_mode=mode)
+    if mode is GenerationMode.POSITIVE:
+        strategy = strategy.map(from_the_catalogue(catalogue))
 
-    @given(case=operation.as_strategy(generation_mode=mode))
+    @given(case=strategy)
     @settings(
         max_examples=EXAMPLES,
         deadline=None,
@@ -95,9 +125,10 @@ def fuzz(operation: Any, mode: GenerationMode, headers: dict[str, str], checks: 
 def fuzz_all(
     schema: Any,
     headers: dict[str, str],
-    checks: list[Any],
+    catalogue: list[int],
     select: Callable[[Any, GenerationMode], bool],
 ) -> None:
+    """Every check on the generated cases of the selected operations and modes."""
     operations = [result.ok() for result in schema.get_all_operations()]
     selected = [
         (operation, mode)
@@ -106,7 +137,9 @@ def fuzz_all(
         if select(operation, mode)
     ]
     assert selected, "the selection matches no operation of the schema"
-    failures = [fuzz(operation, mode, headers, checks) for operation, mode in selected]
+    failures = [
+        fuzz(operation, mode, headers, EVERY_CHECK, catalogue) for operation, mode in selected
+    ]
     failures = [failure for failure in failures if failure]
     assert not failures, "\n\n".join(failures)
 
@@ -119,20 +152,19 @@ def has_path_parameters(operation: Any) -> bool:
     return "{" in operation.path
 
 
-def test_no_operation_answers_with_a_server_error(
-    api_schema: Any, auth_headers: dict[str, str]
+# The three tests below split every operation in both modes between them.
+
+
+def test_responses_conform_to_the_schema(
+    api_schema: Any, auth_headers: dict[str, str], catalogue: list[int]
 ) -> None:
-    fuzz_all(api_schema, auth_headers, [not_a_server_error], lambda operation, mode: True)
-
-
-def test_responses_conform_to_the_schema(api_schema: Any, auth_headers: dict[str, str]) -> None:
     assert any(
         result.ok().label == "POST /api/orders/" for result in api_schema.get_all_operations()
     )
     fuzz_all(
         api_schema,
         auth_headers,
-        CHECKS,
+        catalogue,
         lambda operation, mode: (
             not is_auth(operation)
             and not (mode is GenerationMode.NEGATIVE and has_path_parameters(operation))
@@ -141,18 +173,18 @@ def test_responses_conform_to_the_schema(api_schema: Any, auth_headers: dict[str
 
 
 def test_auth_endpoints_document_their_errors(
-    api_schema: Any, auth_headers: dict[str, str]
+    api_schema: Any, auth_headers: dict[str, str], catalogue: list[int]
 ) -> None:
-    fuzz_all(api_schema, auth_headers, CHECKS, lambda operation, mode: is_auth(operation))
+    fuzz_all(api_schema, auth_headers, catalogue, lambda operation, mode: is_auth(operation))
 
 
 def test_malformed_ids_answer_in_the_error_shape(
-    api_schema: Any, auth_headers: dict[str, str]
+    api_schema: Any, auth_headers: dict[str, str], catalogue: list[int]
 ) -> None:
     fuzz_all(
         api_schema,
         auth_headers,
-        CHECKS,
+        catalogue,
         lambda operation, mode: mode is GenerationMode.NEGATIVE and has_path_parameters(operation),
     )
 
