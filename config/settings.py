@@ -98,6 +98,9 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "orchestration.middleware.TimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin, Swagger UI, ReDoc) from the app server itself, collected
+    # and under hashed names, so pages are styled behind any proxy or none.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "orchestration.middleware.CommonMiddleware",
     "orchestration.middleware.RequestBodyMiddleware",
