@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEV_ENV := DJANGO_DEBUG=1
 PORT ?= 8000
 
-.PHONY: install system-deps run test matrix lint format bench serve clean docs
+.PHONY: install system-deps run test matrix lint format bench serve clean docs docs-screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,12 @@ test: install
 DOCS_PORT ?= 8001
 docs: install
 	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
+# The documentation's screenshots (docs/images/*.png, 1400 px wide), retaken from the example
+# project in headless Chromium: a temporary SQLite database with the demo data and a few runs
+# (a declined card among them). tests/browser/screenshots.py --width 1000 --output DIR for others.
+docs-screenshots: install system-deps
+	$(BIN)/python -m tests.browser.screenshots
 
 # Every supported Python (3.11 and newer; pyenv's are found too) with Django 5.2 LTS, in
 # environments of their own under .nox/ (noxfile.py). NOX_ARGS picks sessions: --python 3.13

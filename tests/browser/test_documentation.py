@@ -29,6 +29,13 @@ def test_the_create_order_description_lists_its_pipeline(page: Page):
     description = operation.locator(".opblock-description-wrapper").first
     expect(description).to_contain_text("charge_payment")
     expect(description).to_contain_text("best effort")
+    # No Mermaid source shown as text: a link to the diagram the run explorer draws.
+    expect(description).not_to_contain_text("flowchart")
+    expect(description).not_to_contain_text("classDef")
+    link = description.get_by_role("link", name="create_order in the run explorer")
+    expect(link).to_have_attribute(
+        "href", "/admin/orchestration/runrecord/orchestrators/#create_order"
+    )
 
 
 def test_redoc_renders_from_local_assets(page: Page):

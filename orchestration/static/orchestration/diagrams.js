@@ -7,7 +7,13 @@ document.addEventListener("DOMContentLoaded", async () => {
     startOnLoad: false,
     securityLevel: "strict",
     theme: "neutral",
-    flowchart: { useMaxWidth: false, nodeSpacing: 40, rankSpacing: 40 },
+    flowchart: {
+      useMaxWidth: false,
+      nodeSpacing: 40,
+      rankSpacing: 40,
+      // Room between a group's title and its first box, which it otherwise touches.
+      subGraphTitleMargin: { top: 6, bottom: 14 },
+    },
   });
   try {
     await mermaid.run({ querySelector: "pre.mermaid" });
