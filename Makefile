@@ -70,8 +70,9 @@ docs: install
 docs-screenshots: install system-deps
 	$(BIN)/python -m tests.browser.screenshots
 
-# Every supported Python (3.11 and newer; pyenv's are found too) with Django 5.2 LTS, in
-# environments of their own under .nox/ (noxfile.py). NOX_ARGS picks sessions: --python 3.13
+# The supported matrix, in environments of their own under .nox/ (noxfile.py; pyenv's Pythons
+# are found too): Django 5.2 LTS on Python 3.11-3.13, Django 6.0 and 6.1 on 3.12-3.13.
+# NOX_ARGS picks sessions: --tags django6, --tags ci, --python 3.13
 matrix: install
 	PYENV_VERSION="$$(pyenv versions --bare 2>/dev/null | tr '\n' ':')$${PYENV_VERSION:-}" \
 		$(BIN)/nox $(NOX_ARGS)

@@ -77,6 +77,8 @@ CHECK_MEANINGS: dict[str, str] = {
     "orchestration.E006": "`QUEUE_RETENTION_DAYS` is less than 1",
     "orchestration.E007": "`PURGE_EVERY` is negative",
     "orchestration.E008": "`RUN_RECORD_SAMPLE_RATE` is not between 0 and 1",
+    "orchestration.E009": "the task backend is django-tasks-db in a release whose task rows "
+    "the outbox does not know (it writes them itself)",
     "orchestration.W001": "a key the app does not know (the hint names the closest one)",
     "orchestration.W002": "metrics are exported without `METRICS_TOKEN`",
 }

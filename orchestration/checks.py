@@ -12,6 +12,7 @@
 | orchestration.E006 | error | ``QUEUE_RETENTION_DAYS`` is less than 1 |
 | orchestration.E007 | error | ``PURGE_EVERY`` is negative |
 | orchestration.E008 | error | ``RUN_RECORD_SAMPLE_RATE`` is not between 0 and 1 |
+| orchestration.E009 | error | a django-tasks-db release whose task rows the outbox does not know |
 """
 
 from __future__ import annotations
@@ -149,3 +150,24 @@ def check_queue_retention(app_configs: Any = None, **kwargs: Any) -> list[CheckM
             )
         )
     return messages
+
+
+@register(Tags.compatibility)
+def check_task_rows(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    # Imported here: the outbox uses models, and this module loads with the app.
+    from orchestration import outbox
+
+    try:
+        if not outbox.stores_tasks():
+            return []
+    except Exception:  # a TASKS setting Django's own checks report
+        return []
+    return [
+        Error(
+            problem,
+            hint="Install the django-tasks-db release django-orchestration requires "
+            "(pip install django-orchestration keeps it), or upgrade django-orchestration.",
+            id="orchestration.E009",
+        )
+        for problem in outbox.task_row_problems()
+    ]

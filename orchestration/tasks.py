@@ -8,9 +8,8 @@ API can carry them. ``purge_expired`` takes nothing: the relay enqueues it once 
 
 from __future__ import annotations
 
-from django_tasks import task
-
 from orchestration import retention
+from orchestration._tasks_compat import task
 from orchestration.outbox import fan_out, run_queued
 
 

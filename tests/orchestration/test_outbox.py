@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from orchestration import DefinitionError, Step
+from orchestration._tasks_compat import DUMMY_BACKEND, IMMEDIATE_BACKEND
 from orchestration.models import QueuedStep
 from orchestration.outbox import relay, run_queued
 from orchestration.payload import decode, encode
@@ -146,7 +147,7 @@ def test_a_missing_row_is_reported_not_run():
 
 @pytest.mark.django_db(transaction=True)
 def test_the_immediate_backend_runs_the_step_after_the_commit(settings, note_orchestrator):
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    settings.TASKS = {"default": {"BACKEND": IMMEDIATE_BACKEND}}
 
     result = note_orchestrator().execute(["a"])
 
@@ -261,7 +262,7 @@ def test_on_another_backend_a_run_is_one_task_after_the_commit_and_a_lost_one_is
 ):
     from orchestration.tasks import run_queued_step
 
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
+    settings.TASKS = {"default": {"BACKEND": DUMMY_BACKEND}}
     backend = run_queued_step.get_backend()
 
     note_orchestrator().execute(["a", "b"])

@@ -16,12 +16,13 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from orchestration import retention
+from orchestration._tasks_compat import IMMEDIATE_BACKEND
 from orchestration.models import QueuedStep, RunRecord
 from orchestration.retention import PURGE_CLAIM_KEY, purge_expired, purge_if_due
 
 pytestmark = pytest.mark.django_db
 
-IMMEDIATE = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+IMMEDIATE = {"default": {"BACKEND": IMMEDIATE_BACKEND}}
 
 
 @pytest.fixture(autouse=True)

@@ -4,14 +4,19 @@ Builds the wheel and the sdist from this checkout, installs the wheel in a new
 virtual environment (first without extras, then with ``[drf]``), and uses the
 app the way a project that adopts it would: an orchestrator with a best-effort
 failure, the DRF glue in a view, ``manage.py check``, ``orchestrators`` and
-``generate service`` whose output passes its own tests. Needs the package
-index (pip installs Django and the extras into the new environment).
+``generate service`` whose output passes its own tests. Then the same wheel in
+a fresh Django 6.1 project on Python 3.12: pip keeps Django 6.1, and an
+orchestrator's after-commit step runs through ``django.tasks`` (Django's own
+immediate backend). Needs the package index (pip installs Django and the extras
+into the new environments).
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -155,12 +160,19 @@ def _run(
 
 
 @pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory) -> Shop:
+def dist(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The wheel and the sdist, built from this checkout."""
+    base = tmp_path_factory.mktemp("dist")
+    _run([sys.executable, "-m", "build", "--outdir", str(base), str(ROOT)], base)
+    [wheel] = base.glob("*.whl")
+    [sdist] = base.glob("*.tar.gz")
+    return wheel, sdist
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory, dist: tuple[Path, Path]) -> Shop:
     base = tmp_path_factory.mktemp("wheel")
-    dist = base / "dist"
-    _run([sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)], base)
-    [wheel] = dist.glob("*.whl")
-    [sdist] = dist.glob("*.tar.gz")
+    wheel, sdist = dist
 
     venv = base / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], base)
@@ -288,3 +300,148 @@ def test_a_generated_service_passes_its_own_tests(shop: Shop) -> None:
 
     assert " passed" in completed.stdout
     assert "failed" not in completed.stdout
+
+
+# -- Django 6.1 ------------------------------------------------------------------------
+
+DJANGO_6 = "6.1"
+
+AFTER_COMMIT = '''"""A checkout whose notification fails; the shipment booked after the commit."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from orchestration import BaseOrchestrator, OperationContext, ServiceUnavailable, Step
+
+#: The shipments booked, in this process (Django's immediate backend runs them here).
+BOOKED: list[int] = []
+
+
+@dataclass(kw_only=True, eq=False)
+class CheckoutContext(OperationContext):
+    items: int
+
+
+def reserve_items(ctx: CheckoutContext) -> CheckoutContext:
+    return ctx
+
+
+def notify_customer(ctx: CheckoutContext) -> CheckoutContext:
+    raise ServiceUnavailable("The mail server is down.")
+
+
+def book_shipment(ctx: CheckoutContext) -> CheckoutContext:
+    BOOKED.append(ctx.items)
+    return ctx
+
+
+class Checkout(BaseOrchestrator[CheckoutContext, dict, int]):
+    pipeline = (
+        Step("reserve_items", reserve_items),
+        Step("notify_customer", notify_customer, critical=False),
+        Step("book_shipment", book_shipment, critical=False, after_commit=True, uses=("items",)),
+    )
+
+    def initialize_context(self, input: int, **kwargs: Any) -> CheckoutContext:
+        return CheckoutContext(items=input, **kwargs)
+
+    def build_result(self, ctx: CheckoutContext) -> dict:
+        return {"items": ctx.items}
+'''
+
+SETTINGS_6 = """
+TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+"""
+
+SMOKE_6 = """
+import json, sys
+import django
+from django.tasks import task_backends
+from orchestration.models import QueuedStep
+from shop.orchestrators import BOOKED, Checkout
+
+result = Checkout().execute(2)
+backend = type(task_backends["default"])
+print(json.dumps({
+    "django": django.get_version(),
+    "backend": f"{backend.__module__}.{backend.__qualname__}",
+    "success": result.success,
+    "warnings": [w.as_dict()["step"] for w in result.warnings],
+    "steps": [(s.name, s.status) for s in result.steps],
+    "queued": result.queued,
+    "states": list(QueuedStep.objects.values_list("step", "state")),
+    "booked": BOOKED,
+    "backport_imported": "django_tasks" in sys.modules,
+}))
+"""
+
+
+def _interpreter(version: str) -> str | None:
+    """A Python ``version`` that runs: on the PATH, or one of pyenv's."""
+    root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
+    candidates = [shutil.which(f"python{version}")]
+    candidates += sorted(glob.glob(f"{root}/versions/{version}.*/bin/python{version}"))
+    for candidate in candidates:
+        if (
+            candidate
+            and subprocess.run([candidate, "--version"], capture_output=True).returncode == 0
+        ):
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="module")
+def shop_on_django_6(tmp_path_factory: pytest.TempPathFactory, dist: tuple[Path, Path]) -> Shop:
+    """A fresh Django 6.1 project on Python 3.12 that then installs the wheel."""
+    python = _interpreter("3.12")
+    if python is None:
+        pytest.skip("Django 6 needs Python 3.12, and none is installed here")
+    base = tmp_path_factory.mktemp("django6")
+    wheel, sdist = dist
+    venv = base / "venv"
+    _run([python, "-m", "venv", str(venv)], base)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    _run([*pip, "--upgrade", "pip"], base)
+    _run([*pip, f"Django~={DJANGO_6}.0"], base)
+    _run([*pip, str(wheel)], base)
+
+    directory = base / "project"
+    directory.mkdir()
+    _run([str(venv / "bin" / "django-admin"), "startproject", "shop", str(directory)], base)
+    package = directory / "shop"
+    (package / "orchestrators.py").write_text(AFTER_COMMIT)
+    settings = (
+        (package / "settings.py")
+        .read_text()
+        .replace(
+            "'django.contrib.staticfiles',",
+            "'django.contrib.staticfiles',\n    'orchestration', 'shop',",
+        )
+    )
+    (package / "settings.py").write_text(settings + SETTINGS_6)
+    return Shop(directory, venv, wheel, sdist, core_only=subprocess.CompletedProcess([], 0))
+
+
+def test_on_django_6_the_wheel_keeps_django_and_runs_after_commit_steps_through_django_tasks(
+    shop_on_django_6: Shop,
+) -> None:
+    shop = shop_on_django_6
+    shop.manage("migrate", "--no-input")
+    assert "no issues" in shop.manage("check").stdout
+    report = json.loads(shop.manage("shell", "--no-imports", "-c", SMOKE_6).stdout)
+
+    assert report["django"].startswith(f"{DJANGO_6}.")  # pip kept it: no downgrade
+    assert report["backend"] == "django.tasks.backends.immediate.ImmediateBackend"
+    assert report["success"] is True
+    assert report["warnings"] == ["notify_customer"]
+    assert report["steps"] == [
+        ["reserve_items", "ok"],
+        ["notify_customer", "failed"],
+        ["book_shipment", "queued"],
+    ]
+    assert report["queued"] == ["book_shipment"]
+    # Run by Django's immediate backend right after the commit, in this process.
+    assert report["states"] == [["book_shipment", "done"]]
+    assert report["booked"] == [2]
+    # Installed as a dependency (no marker can test Django's version), never imported.
+    assert report["backport_imported"] is False
