@@ -11,6 +11,8 @@ import pytest
 
 from tests.servers import RunningServer, app_env, http_request, manage, running_gunicorn
 
+pytestmark = pytest.mark.integration
+
 STATIC_LINK = re.compile(r"""(?:href|src)=["'](/static/[^"']+)["']""")
 CONTENT_TYPES = {".css": "text/css", ".js": "text/javascript"}
 
