@@ -7,6 +7,7 @@ process at start with ImproperlyConfigured naming it.
 from datetime import timedelta
 from pathlib import Path
 
+import django
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
@@ -74,6 +75,11 @@ ALLOWED_HOSTS = _read(
     default=["localhost", "127.0.0.1", "[::1]", "testserver"] if DEBUG else [],
 )
 
+# Django's Tasks framework: built in from Django 6.0 (django.tasks), the django-tasks
+# backport (an app of its own) on 5.2.
+_BUILT_IN_TASKS = django.VERSION >= (6, 0)
+_TASKS_PACKAGE = "django.tasks" if _BUILT_IN_TASKS else "django_tasks"
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -89,7 +95,7 @@ INSTALLED_APPS = [
     "django_prometheus",
     "axes",
     "config.apps.ProjectConfig",
-    "django_tasks",
+    *([] if _BUILT_IN_TASKS else ["django_tasks"]),
     "django_tasks_db",
     *LOCAL_APPS,
 ]
@@ -231,11 +237,34 @@ _email = _read("EMAIL_URL", env.email_url, default="consolemail://")
 if _email["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend":
     # The same SMTP backend, with EMAIL_TIMEOUT (or a step's budget) as an overall deadline.
     _email["EMAIL_BACKEND"] = "orchestration.mail.EmailBackend"
-vars().update(_email)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="orders@example.com")
-EMAIL_TIMEOUT = _number("EMAIL_TIMEOUT", float, default=5.0)
+_email_timeout = _number("EMAIL_TIMEOUT", float, default=5.0)
+if django.VERSION >= (6, 1):
+    # Django 6.1 configures mail in MAILERS; its EMAIL_* settings are deprecated.
+    _SMTP_OPTIONS = {
+        "EMAIL_HOST": "host",
+        "EMAIL_PORT": "port",
+        "EMAIL_HOST_USER": "username",
+        "EMAIL_HOST_PASSWORD": "password",
+        "EMAIL_USE_TLS": "use_tls",
+        "EMAIL_USE_SSL": "use_ssl",
+    }
+    _mail_options: dict[str, object] = {}
+    if _email["EMAIL_BACKEND"] == "orchestration.mail.EmailBackend":
+        _mail_options = {
+            option: _email[name]
+            for name, option in _SMTP_OPTIONS.items()
+            if _email.get(name) is not None
+        }
+        _mail_options["timeout"] = _email_timeout
+    elif _email["EMAIL_FILE_PATH"]:
+        _mail_options = {"file_path": _email["EMAIL_FILE_PATH"]}
+    MAILERS = {"default": {"BACKEND": _email["EMAIL_BACKEND"], "OPTIONS": _mail_options}}
+else:
+    vars().update(_email)
+    EMAIL_TIMEOUT = _email_timeout
 
-# After-commit steps are tasks of Django's Tasks API (the django-tasks backport).
+# After-commit steps are tasks of Django's Tasks API (django.tasks; the backport on 5.2).
 # database: stored in DATABASE_URL's database, run by `manage.py db_worker` (the default);
 # rq: Redis (TASKS_REDIS_URL), run by `manage.py rqworker` on any number of machines;
 # immediate: run in the web process right after the commit (development, some tests).
@@ -243,7 +272,7 @@ TASKS_BACKEND = env.str("TASKS_BACKEND", default="database")
 _TASK_BACKENDS = {
     "database": "django_tasks_db.DatabaseBackend",
     "rq": "django_tasks_rq.RQBackend",
-    "immediate": "django_tasks.backends.immediate.ImmediateBackend",
+    "immediate": f"{_TASKS_PACKAGE}.backends.immediate.ImmediateBackend",
 }
 if TASKS_BACKEND not in _TASK_BACKENDS:
     raise ImproperlyConfigured(

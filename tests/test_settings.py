@@ -25,7 +25,8 @@ def test_postgres_gets_a_connect_timeout_a_statement_timeout_and_a_client_deadli
         extra=(
             "db = settings.DATABASES['default']; "
             "print(db['OPTIONS']['connect_timeout'], db['OPTIONS']['options'], "
-            "db['QUERY_DEADLINE'], settings.EMAIL_BACKEND)"
+            "db['QUERY_DEADLINE'], settings.MAILERS['default']['BACKEND'] "
+            "if hasattr(settings, 'MAILERS') else settings.EMAIL_BACKEND)"
         ),
     )
 

@@ -8,6 +8,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import django
 import jwt
 import pytest
 from prometheus_client import REGISTRY
@@ -124,11 +125,19 @@ def find_closed_port() -> int:
 def test_smtp_outage_still_places_the_order(
     api_client: APIClient, keyboard: Product, settings: Any
 ) -> None:
-    settings.EMAIL_BACKEND = "orchestration.mail.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = find_closed_port()
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    if django.VERSION >= (6, 1):  # MAILERS replaces the EMAIL_* settings
+        settings.MAILERS = {
+            "default": {
+                "BACKEND": "orchestration.mail.EmailBackend",
+                "OPTIONS": {"host": "127.0.0.1", "port": find_closed_port()},
+            }
+        }
+    else:
+        settings.EMAIL_BACKEND = "orchestration.mail.EmailBackend"
+        settings.EMAIL_HOST = "127.0.0.1"
+        settings.EMAIL_PORT = find_closed_port()
+        settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+        settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
     labels = {
         "orchestrator": "create_order",
         "step": "send_confirmation",

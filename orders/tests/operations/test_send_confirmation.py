@@ -44,7 +44,7 @@ def test_send_confirmation_reports_a_mail_outage_as_email_unavailable(
     ctx = placed_context(user, (keyboard, 1))
 
     with mock.patch(
-        "orders.notifications.EmailMessage.send",
+        "django.core.mail.backends.locmem.EmailBackend.send_messages",
         side_effect=ConnectionRefusedError(111, "refused"),
     ):
         outcome = run_step(step_named(CreateOrder, "send_confirmation"), ctx)
