@@ -13,7 +13,7 @@ labelled with its time and attempts. An after-commit step the run queued is
 (``ok``, ``failed``, ``running``, or ``queued`` again with its attempts and
 last error after a 503-class failure). A parallel group is a box holding its
 steps side by side, which the line enters and leaves as one. The output is
-deterministic, so a generated copy (the README's) can be checked for staleness.
+deterministic, so a generated copy (docs/example-project.md) can be checked for staleness.
 """
 
 from __future__ import annotations

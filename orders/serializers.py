@@ -55,7 +55,7 @@ class StrictSerializer(serializers.Serializer):
 
 
 # JSON types are not coerced: a client that sends "2" or 2.0 for a quantity, or a number
-# for a token, has a bug that coercion would hide (README, "Validation").
+# for a token, has a bug that coercion would hide (docs/example-project.md, "Validation").
 
 
 class JSONIntegerField(serializers.IntegerField):

@@ -1,4 +1,4 @@
-"""A committed order is never answered with an error (README: "Guarantees")."""
+"""A committed order is never answered with an error (docs/guarantees.md)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ Get a token:
        -H 'Content-Type: application/json' \\
        -d '{{"username": "{user}", "password": "{user_password}"}}'
 
-Then send it as "Authorization: Bearer <access>"; README.md walks through an order.
+Then send it as "Authorization: Bearer <access>"; docs/example-project.md walks through an order.
 """
 
 
