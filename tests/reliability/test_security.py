@@ -128,6 +128,8 @@ def test_check_deploy_passes_with_production_settings() -> None:
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
         DJANGO_ALLOWED_HOSTS="api.example.com",
         METRICS_TOKEN=secrets.token_urlsafe(32),
+        # Production sends mail (Django 6.1's deploy checks refuse the console backend).
+        EMAIL_URL="smtp://mail.example.com:587",
     )
     completed = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
