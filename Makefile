@@ -26,9 +26,9 @@ install: $(STAMP) .env
 
 # Debian packages the integration tests use: Prometheus and promtool, Chromium for
 # the documentation pages, curl for the walkthrough (docs/example-project.md), a private Redis server for
-# the RQ task workers; wrk drives the end-to-end benchmark; nginx fronts `make serve`.
-# Installed only when one is missing.
-SYSTEM_PACKAGES := prometheus chromium wrk nginx curl redis-server
+# the RQ task workers; wrk drives the end-to-end benchmark; nginx fronts `make serve`;
+# iproute2 (`ip netns`) builds the hosts of tests/multihost. Installed only when one is missing.
+SYSTEM_PACKAGES := prometheus chromium wrk nginx curl redis-server iproute2
 system-deps:
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); }
