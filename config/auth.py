@@ -2,7 +2,9 @@
 
 - A refresh chain (a login and every rotation after it) carries the time of the
   login (``auth_time``); no token of the chain outlives ``JWT_SESSION_MAX_AGE``
-  after it, however often it is rotated.
+  after it, however often it is rotated. A refresh token minted without one
+  (simplejwt's ``RefreshToken.for_user``) starts its session when it was issued
+  (its ``iat``), and its rotations carry that time on.
 - Changing a user's password or deactivating the user blacklists every
   outstanding refresh token of theirs; access tokens carry a hash of the
   password (simplejwt's ``CHECK_REVOKE_TOKEN``), so they stop working at once.
@@ -14,7 +16,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Self, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -41,6 +43,35 @@ AUTH_TIME_CLAIM = "auth_time"
 class SessionRefreshToken(RefreshToken):
     """A refresh token whose expiry never passes the session's maximum age."""
 
+    @classmethod
+    def for_user(cls, user: Any) -> Self:
+        """A new session's first refresh token: its issue time starts the maximum age."""
+        token = cast(Self, super().for_user(user))
+        token[AUTH_TIME_CLAIM] = datetime_to_epoch(token.current_time)
+        token.set_exp()
+        return token
+
+    def verify(self) -> None:
+        """Refuse a token whose session is over, whatever its own expiry says.
+
+        A token without ``auth_time`` (minted by ``RefreshToken.for_user``) began its
+        session no earlier than it was issued: its ``iat`` becomes the session's start,
+        and a rotation carries it on, so the maximum age applies to it as well.
+        """
+        super().verify()
+        if AUTH_TIME_CLAIM not in self.payload:
+            issued_at = self.payload.get("iat")
+            if not isinstance(issued_at, int | float):
+                raise TokenError("The refresh token has no issue time; sign in again.")
+            self.payload[AUTH_TIME_CLAIM] = issued_at
+        session_end = datetime_from_epoch(self.payload[AUTH_TIME_CLAIM]) + (
+            settings.JWT_SESSION_MAX_AGE
+        )
+        if self.current_time >= session_end:
+            raise TokenError(
+                "The session has reached its maximum age; sign in again at /api/auth/token/."
+            )
+
     def set_exp(
         self,
         claim: str = "exp",
@@ -65,14 +96,6 @@ class TokenObtainPairSerializer(jwt_serializers.TokenObtainPairSerializer):
         self.fields[self.username_field] = serializers.CharField(
             write_only=True, max_length=getattr(field, "max_length", None)
         )
-
-    @classmethod
-    def get_token(cls, user: Any) -> Token:
-        """A new session's first refresh token: the login time starts its maximum age."""
-        token = super().get_token(user)
-        token[AUTH_TIME_CLAIM] = datetime_to_epoch(token.current_time)
-        token.set_exp()
-        return token
 
 
 class TokenRefreshSerializer(jwt_serializers.TokenRefreshSerializer):

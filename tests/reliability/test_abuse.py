@@ -22,7 +22,10 @@ from django.test.client import RequestFactory
 from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
+from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.utils import datetime_from_epoch
 
+from config.auth import SessionRefreshToken
 from config.clients import client_ip, parse_trusted_proxies
 from orders.models import Product
 
@@ -242,16 +245,26 @@ def test_other_saves_of_the_user_keep_the_session(user: User) -> None:
     assert refresh(client, pair["refresh"]).status_code == 200
 
 
-def test_a_refresh_chain_ends_at_the_session_maximum_age(user: User) -> None:
+def first_refresh_token(source: str, client: APIClient, user: User) -> str:
+    """A session's first refresh token: from a login, or minted by code (no ``auth_time``)."""
+    if source == "login":
+        return obtain_pair(client)["refresh"]
+    return str(RefreshToken.for_user(user))
+
+
+@pytest.mark.parametrize("source", ["login", "RefreshToken.for_user"])
+def test_a_refresh_chain_ends_at_the_session_maximum_age(user: User, source: str) -> None:
     """Rotating every 20 hours keeps each refresh token fresh, but not the session."""
     client = APIClient()
     start = timezone.now()
-    token = obtain_pair(client)["refresh"]
+    token = first_refresh_token(source, client, user)
     step = timedelta(hours=20)
     rotations = 0
     answer = None
+    # Twice as many rotations as the maximum age allows: a chain that never ends stops here.
+    limit = 2 * (settings.JWT_SESSION_MAX_AGE // step + 1)
     with time_machine.travel(start, tick=False) as traveller:
-        while True:
+        while rotations < limit:
             traveller.shift(step)
             answer = refresh(client, token)
             if answer.status_code != 200:
@@ -261,6 +274,43 @@ def test_a_refresh_chain_ends_at_the_session_maximum_age(user: User) -> None:
     # The refresh that failed was the first one past the maximum age.
     assert rotations * step < settings.JWT_SESSION_MAX_AGE <= (rotations + 1) * step
     assert_envelope(answer, 401, "token_not_valid")
+
+
+def test_a_token_minted_without_auth_time_carries_its_issue_time_through_rotation(
+    user: User,
+) -> None:
+    client = APIClient()
+    minted = RefreshToken.for_user(user)
+    assert "auth_time" not in minted.payload
+    with time_machine.travel(timezone.now() + timedelta(hours=5), tick=False):
+        answer = refresh(client, str(minted))
+    assert answer.status_code == 200, answer.content
+    rotated = RefreshToken(answer.json()["refresh"], verify=False)
+    assert rotated["auth_time"] == minted["iat"]
+    assert rotated["iat"] > minted["iat"]
+    session_end = datetime_from_epoch(minted["iat"]) + settings.JWT_SESSION_MAX_AGE
+    assert datetime_from_epoch(rotated["exp"]) <= session_end
+
+
+def test_a_session_past_its_maximum_age_is_refused_even_if_its_token_has_not_expired(
+    user: User, settings: Any
+) -> None:
+    # A maximum age shorter than a refresh token's lifetime: the token alone would still do.
+    settings.JWT_SESSION_MAX_AGE = timedelta(hours=2)
+    client = APIClient()
+    minted, logged_in = str(RefreshToken.for_user(user)), obtain_pair(client)["refresh"]
+    with time_machine.travel(timezone.now() + timedelta(hours=3), tick=False):
+        minted_answer = assert_envelope(refresh(client, minted), 401, "token_not_valid")
+        assert_envelope(refresh(client, logged_in), 401, "token_not_valid")
+    # The minted token itself is valid for a day: the session's age refused it.
+    assert "maximum age" in json.dumps(minted_answer["error"])
+
+
+def test_the_token_views_mint_session_tokens_that_carry_auth_time(user: User) -> None:
+    token = SessionRefreshToken.for_user(user)
+    assert token["auth_time"] == token["iat"]
+    pair = obtain_pair(APIClient())
+    assert "auth_time" in RefreshToken(pair["refresh"], verify=False).payload
 
 
 # -- input that must never be a 5xx --------------------------------------------------
