@@ -17,8 +17,11 @@ under ``var/``), ``WEB_CONCURRENCY`` (workers, default ``2 * cores + 1``),
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +56,27 @@ def on_starting(server: Any) -> None:
     # Only prometheus_client's own files, in case the variable names a shared directory.
     for stale in directory.glob("*.db"):
         stale.unlink()
+
+
+#: prctl(2) option: the signal a process gets when its parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """A worker stops as soon as its master dies, even by SIGKILL.
+
+    Otherwise an orphaned worker keeps serving the inherited listening socket until
+    its next check of its parent (up to half the timeout, longer mid-request), and a
+    master started again in the meantime cannot bind the address. SIGTERM lets the
+    request in hand finish. Elsewhere than Linux, gunicorn's own parent check remains.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        server.log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+    elif os.getppid() != worker.ppid:  # the master died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def child_exit(server: Any, worker: Any) -> None:
