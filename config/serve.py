@@ -15,17 +15,83 @@ except ``GUNICORN_BIND``; ``TRUSTED_PROXIES`` defaults to 1 (nginx).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = Path(__file__).with_name("nginx.conf.template")
+
+
+@dataclass(frozen=True)
+class EdgeError:
+    """An error nginx answers itself, before or instead of the app: under ``/api/`` it
+    answers ``status`` in the API's error envelope (elsewhere its own HTML page)."""
+
+    nginx_status: int  # the status nginx generates (494 is its "header too large")
+    status: int
+    code: str
+    message: str
+
+
+#: The errors the HTTP layer generates, rendered into nginx.conf and documented in
+#: docs/error-codes.md. A request refused this early never reaches Django.
+EDGE_ERRORS = (
+    EdgeError(400, 400, code="malformed_request", message="The HTTP request is malformed."),
+    EdgeError(405, 405, code="method_not_allowed", message="This HTTP method is not allowed."),
+    EdgeError(408, 408, code="request_timeout", message="The request was not sent in time."),
+    EdgeError(413, 413, code="payload_too_large", message="The request body is too large."),
+    EdgeError(414, 414, code="uri_too_long", message="The request URI is too long."),
+    EdgeError(494, 431, code="headers_too_large", message="The request headers are too large."),
+    EdgeError(500, 500, code="internal_error", message="The server failed to answer."),
+    EdgeError(501, 501, code="not_implemented", message="The transfer coding is not supported."),
+    EdgeError(502, 502, code="upstream_unavailable", message="The application is not answering."),
+    EdgeError(503, 503, code="service_unavailable", message="The service is unavailable."),
+    EdgeError(504, 504, code="upstream_timeout", message="The application did not answer in time."),
+)
+
+
+def render_error_pages(errors: tuple[EdgeError, ...] = EDGE_ERRORS) -> str:
+    """nginx ``error_page`` blocks: the envelope under ``/api/``, nginx's page elsewhere.
+
+    Internal URIs, not named locations: nginx cannot redirect a request whose URI it
+    never parsed (a request line too long) to a named location, and answers 500.
+    """
+    blocks = []
+    for error in errors:
+        body = json.dumps(
+            {
+                "success": False,
+                "error": {
+                    "step": None,
+                    "code": error.code,
+                    "message": error.message,
+                    "details": {},
+                },
+                "request_id": "__REQUEST_ID__",
+            }
+        ).replace("__REQUEST_ID__", "$request_id")
+        if "'" in body:
+            raise ValueError(f"{error.code}: nginx quotes the body in single quotes")
+        blocks.append(
+            f"error_page {error.nginx_status} = /.edge-errors/{error.nginx_status};\n"
+            f"        location = /.edge-errors/{error.nginx_status} {{\n"
+            f"            internal;\n"
+            f"            default_type application/json;\n"
+            f"            if ($api_request) {{\n"
+            f"                return {error.status} '{body}';\n"
+            f"            }}\n"
+            f"            return {error.nginx_status};\n"
+            f"        }}"
+        )
+    return "\n        ".join(blocks)
 
 
 def render_nginx_conf(*, run_dir: Path, socket: Path, static_root: Path) -> str:
@@ -44,6 +110,7 @@ def render_nginx_conf(*, run_dir: Path, socket: Path, static_root: Path) -> str:
         body_timeout=int(env.get("NGINX_BODY_TIMEOUT", "10")),
         app_timeout=int(env.get("GUNICORN_TIMEOUT", "30")) + 5,
         access_log=env.get("NGINX_ACCESS_LOG", "off"),
+        error_pages=render_error_pages(),
     )
 
 
