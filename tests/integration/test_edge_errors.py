@@ -8,14 +8,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import time
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
 
-from config.serve import EDGE_ERRORS
-from tests.servers import RunningServer, app_env, running_serve
+from config.serve import EDGE_ERRORS, render_nginx_conf
+from tests.servers import RunningServer, app_env, free_port, running_serve
 
 pytestmark = pytest.mark.integration
 
@@ -120,3 +124,53 @@ def test_a_body_that_stops_is_dropped_without_an_html_page(served: RunningServer
         while chunk := sock.recv(65536):
             received += chunk
     assert received == b"" or json.loads(received.partition(b"\r\n\r\n")[2])
+
+
+@pytest.fixture
+def nginx_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[int, Path]]:
+    """nginx with the rendered configuration, in front of a socket the test controls."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        pytest.skip("nginx is not installed; `make system-deps` installs it")
+    port = free_port()
+    monkeypatch.setenv("PORT", str(port))
+    monkeypatch.setenv("GUNICORN_TIMEOUT", "1")  # nginx waits 6 s for the app
+    upstream = tmp_path / "app.sock"
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(render_nginx_conf(run_dir=tmp_path, socket=upstream, static_root=tmp_path))
+    process = subprocess.Popen(
+        [nginx, "-p", str(tmp_path), "-c", str(conf), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            time.sleep(0.05)
+        yield port, upstream
+    finally:
+        os.killpg(process.pid, signal.SIGQUIT)
+        process.wait(timeout=10)
+
+
+def test_a_dead_app_is_a_502_envelope(nginx_alone: tuple[int, Path]) -> None:
+    port, _ = nginx_alone  # nothing listens on the app's socket
+    status, headers, body = raw(port, request("GET", "/api/products/"))
+    assert (status, headers["content-type"]) == (502, "application/json")
+    assert json.loads(body)["error"]["code"] == "upstream_unavailable"
+    status, headers, _ = raw(port, request("GET", "/health/"))
+    assert status == 502
+    assert headers["content-type"].startswith("text/html")
+
+
+def test_an_app_that_never_answers_is_a_504_envelope(nginx_alone: tuple[int, Path]) -> None:
+    port, upstream = nginx_alone
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(upstream))
+        listener.listen(8)  # accepted by the kernel, never answered
+        status, headers, body = raw(port, request("GET", "/api/products/"))
+    assert (status, headers["content-type"]) == (504, "application/json")
+    assert json.loads(body)["error"]["code"] == "upstream_timeout"
