@@ -55,6 +55,9 @@ EDGE_ERRORS = (
     EdgeError(502, 502, code="upstream_unavailable", message="The application is not answering."),
     EdgeError(503, 503, code="service_unavailable", message="The service is unavailable."),
     EdgeError(504, 504, code="upstream_timeout", message="The application did not answer in time."),
+    EdgeError(
+        505, 505, code="http_version_not_supported", message="The HTTP version is not supported."
+    ),
 )
 
 
@@ -136,7 +139,14 @@ def main() -> int:
     app_env = dict(os.environ, GUNICORN_BIND=f"unix:{socket}")
     app_env.setdefault("TRUSTED_PROXIES", "1")
     gunicorn = subprocess.Popen(
-        [str(Path(sys.executable).with_name("gunicorn")), "-c", "config/gunicorn.conf.py"],
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            *("-c", "config/gunicorn.conf.py"),
+            # nginx bounds the request line (8 KiB) and the headers in all (32 KiB) and
+            # answers in the API's shape: gunicorn's lower limits (a 4 KiB request line,
+            # 100 headers) would refuse what nginx passed, with an HTML page.
+            *("--limit-request-line", "0", "--limit-request-fields", "32768"),
+        ],
         cwd=ROOT,
         env=app_env,
     )

@@ -69,6 +69,11 @@ MALFORMED = {
         "headers_too_large",
     ),
     "TRACE": (request("TRACE", "{path}"), 405, "method_not_allowed"),
+    "HTTP/2.0 in plain text": (
+        b"GET {path} HTTP/2.0\r\nHost: 127.0.0.1\r\n\r\n",
+        505,
+        "http_version_not_supported",
+    ),
     "a 9 KB URI": (request("GET", "{path}?q=" + "a" * 9000), 414, "uri_too_long"),
     "a body over the limit": (
         request("POST", "{path}", b"Content-Length: 2000000", b"Content-Type: application/json"),
@@ -113,6 +118,21 @@ def test_outside_api_nginx_keeps_its_page(served: RunningServer, kind: str) -> N
 def test_every_edge_code_is_distinct_per_status() -> None:
     codes = {(error.status, error.code) for error in EDGE_ERRORS}
     assert len({code for _, code in codes}) == len(codes)
+
+
+def test_more_headers_than_gunicorn_allows_by_default_reach_the_app(
+    served: RunningServer,
+) -> None:
+    # 200 headers, 22 KB: within nginx's limits; gunicorn's default of 100 refuses them.
+    headers = [f"X-Header-{n}: {'v' * 100}".encode() for n in range(200)]
+    status, content_type, _ = raw(served.port, request("GET", "/api/products/", *headers))
+    assert (status, content_type["content-type"]) == (200, "application/json")
+
+
+def test_a_long_uri_that_nginx_passes_reaches_the_app(served: RunningServer) -> None:
+    path = "/api/products/?search=" + "a" * 6000  # over gunicorn's default 4094 bytes
+    status, headers, _ = raw(served.port, request("GET", path))
+    assert (status, headers["content-type"]) == (200, "application/json")
 
 
 def test_a_body_that_stops_is_dropped_without_an_html_page(served: RunningServer) -> None:
