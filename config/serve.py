@@ -3,7 +3,10 @@
 Run after ``migrate`` and ``collectstatic``. nginx (Debian's package) buffers
 clients, serves the collected static files and passes the rest to gunicorn
 (``config/gunicorn.conf.py``) over a unix socket. Either process exiting stops
-the other; SIGINT or SIGTERM stops both.
+the other; SIGINT or SIGTERM stops both. On Linux both get SIGTERM when this
+process dies, even by SIGKILL, and gunicorn's workers when their master dies: a
+restart right after binds the port again. Under ``/api/`` the errors nginx answers
+itself (``EDGE_ERRORS``) come in the API's error envelope.
 
 Environment: ``PORT`` (default 8000) and ``HOST`` (default 127.0.0.1) where
 nginx listens; ``SERVE_DIR`` for the socket, pid file and nginx's temporary
@@ -15,6 +18,7 @@ except ``GUNICORN_BIND``; ``TRUSTED_PROXIES`` defaults to 1 (nginx).
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -22,6 +26,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -124,6 +129,28 @@ def static_root() -> Path:
     return Path(settings.STATIC_ROOT)
 
 
+_PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+
+
+def _ended_with_this_process() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the child sent SIGTERM when this process dies (Linux).
+
+    So that killing ``make serve`` with SIGKILL leaves neither nginx holding the port
+    nor gunicorn running: a restart right after can bind again.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os._exit(1)
+
+    return die_with_parent
+
+
 def main() -> int:
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
@@ -149,12 +176,15 @@ def main() -> int:
         ],
         cwd=ROOT,
         env=app_env,
+        preexec_fn=_ended_with_this_process(),  # single-threaded here: safe
     )
     deadline = time.monotonic() + 60
     while not socket.exists() and gunicorn.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     proxy = subprocess.Popen(
-        [nginx, "-p", str(run_dir), "-c", str(conf), "-g", "daemon off;"], cwd=ROOT
+        [nginx, "-p", str(run_dir), "-c", str(conf), "-g", "daemon off;"],
+        cwd=ROOT,
+        preexec_fn=_ended_with_this_process(),  # single-threaded here: safe
     )
     children = (gunicorn, proxy)
 

@@ -7,6 +7,7 @@ socket open until they next check their parent, and the new master cannot bind.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -101,3 +102,64 @@ def test_a_restart_after_a_killed_master_serves_within_seconds(
                 with suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+def start_serve(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "config.serve"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+@pytest.mark.parametrize("killed", ["make serve", "its gunicorn master"])
+def test_make_serve_restarts_cleanly_after_a_sigkill(
+    database_url: str, tmp_path: Path, killed: str
+) -> None:
+    if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
+        pytest.skip("nginx is not installed; `make system-deps` installs it")
+    port = free_port()
+    env = app_env(
+        database_url=database_url,
+        WEB_CONCURRENCY="2",
+        PORT=str(port),
+        HOST="127.0.0.1",
+        SERVE_DIR=str(tmp_path / "serve"),
+        STATIC_ROOT=str(tmp_path / "static"),
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
+    )
+    (tmp_path / "metrics").mkdir()
+    log, url = tmp_path / "serve.log", f"http://127.0.0.1:{port}/health/"
+    first = start_serve(env, log)
+    second = None
+    try:
+        assert serves_within(url, 60), log.read_text()[-3000:]
+        (gunicorn,) = [pid for pid in children_of(first.pid) if b"gunicorn" in cmdline(pid)]
+        started = [first.pid, *children_of(first.pid), *children_of(gunicorn)]
+        os.kill(first.pid if killed == "make serve" else gunicorn, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in started) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [pid for pid in started if alive(pid)] == [], "processes outlived the kill"
+
+        second = start_serve(env, log)
+        assert serves_within(url, 30), log.read_text()[-3000:]
+        assert second.poll() is None
+    finally:
+        for process in (first, second):
+            if process is not None:
+                with suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
