@@ -176,6 +176,14 @@ else:
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
     _options = DATABASES["default"].setdefault("OPTIONS", {})
     _options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
+    # A peer that vanished (a failover, a cut network) is noticed by the kernel: idle
+    # connections are probed after 10 s, and unacknowledged data fails after the
+    # statement deadline, instead of the kernel's 15 minutes of retransmissions.
+    _options.setdefault("keepalives", 1)
+    _options.setdefault("keepalives_idle", 10)
+    _options.setdefault("keepalives_interval", 3)
+    _options.setdefault("keepalives_count", 3)
+    _options.setdefault("tcp_user_timeout", int((DATABASE_STATEMENT_TIMEOUT + 2) * 1000))
     _statement_ms = int(DATABASE_STATEMENT_TIMEOUT * 1000)
     _options["options"] = (
         f"{_options.get('options', '')} -c statement_timeout={_statement_ms}".strip()
@@ -378,8 +386,8 @@ ORCHESTRATION = {
     # Seconds a run holds its journaled effects before recover_effects may undo them:
     # longer than any run lives (GUNICORN_TIMEOUT).
     "EFFECT_LEASE": float(_number("ORCHESTRATION_EFFECT_LEASE", float, default=120.0)),
-    # Wait for the disk on the journal's pre-call commit too (see README, "Guarantees").
-    "JOURNAL_SYNCHRONOUS_COMMIT": _bool("ORCHESTRATION_JOURNAL_SYNCHRONOUS_COMMIT", default=False),
+    # The journal's pre-call commit waits for the disk (docs/guarantees.md); 0 opts out.
+    "JOURNAL_SYNCHRONOUS_COMMIT": _bool("ORCHESTRATION_JOURNAL_SYNCHRONOUS_COMMIT", default=True),
     # Run records for the admin's run explorer: every failure, this share of successes.
     "RUN_RECORDS": _bool("ORCHESTRATION_RUN_RECORDS", default=True),
     "RUN_RECORD_SAMPLE_RATE": _number("ORCHESTRATION_RUN_SAMPLE_RATE", float, default=0.01),

@@ -40,8 +40,9 @@ SETTING_MEANINGS: dict[str, str] = {
         "keep it above the longest a run can live (the worker timeout)"
     ),
     "JOURNAL_SYNCHRONOUS_COMMIT": (
-        "on PostgreSQL, make the journal's pre-call commit, and a run record's commit, "
-        "wait for the disk"
+        "on PostgreSQL the journal's pre-call commit waits for the disk; `False` saves an "
+        "fsync per journaled call and can lose an intent in a database crash "
+        "([Guarantees](guarantees.md))"
     ),
     "RUN_RECORDS": "keep a run record of every failed run and of a sample of the successful ones",
     "RUN_RECORD_SAMPLE_RATE": "probability (0.0 to 1.0) that a successful run is recorded",

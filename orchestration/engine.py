@@ -392,6 +392,7 @@ class _Run:
     """The state of one execution (or of one branch of a parallel group)."""
 
     __slots__ = (
+        "commit_unknown",
         "completed",
         "ctx",
         "deferred",
@@ -448,6 +449,8 @@ class _Run:
         self.owner = ""
         #: The parallel group this run is a branch of: no savepoints, it has no transaction.
         self.group: str | None = None
+        #: The connection broke while the run's transaction committed: it may have.
+        self.commit_unknown = False
 
     def branch(self, ctx: OperationContext, group: str) -> _Run:
         """A run of one branch of ``group`` on ``ctx``, a copy of this run's context."""
@@ -464,10 +467,8 @@ class _Run:
             elif self._run_steps(zip(self.steps, self.step_metrics, strict=True)):
                 self._finish()
             if self.failure is not None:
-                self._compensate()
-                data = None
-            else:
-                data = orchestrator.build_result(self.ctx)
+                self._compensate()  # may find that the run committed after all
+            data = None if self.failure is not None else orchestrator.build_result(self.ctx)
         finally:
             elapsed_ns = self._end(started)
         return self._result(elapsed_ns, data)
@@ -513,16 +514,20 @@ class _Run:
 
     def _run_in_transaction(self) -> None:
         using = self.orchestrator.database
+        committing = False
         try:
             with transaction.atomic(using=using):
                 if not self._run_main():
                     raise _Abort
+                committing = True
         except _Abort:
             pass
         except DatabaseError as exc:
-            # Beginning or committing the transaction failed: nothing was written.
+            # Beginning the transaction failed (nothing was written), or committing it did
+            # (then the server may have committed before the connection broke).
             if self.failure is None:
                 self.failure = error_from_exception(TRANSACTION_STEP, exc)
+            self.commit_unknown = committing
 
     def _run_main(self) -> bool:
         """Run the in-transaction steps, then settle the journaled effects and queue the
@@ -845,9 +850,29 @@ class _Run:
             )
 
     def _compensate(self) -> None:
+        """Undo the completed steps, last first, once the run's transaction is known
+        to have rolled back. After a commit whose outcome is unknown the journal
+        decides: a run whose entries were settled committed, and keeps its result."""
+        if self.commit_unknown and self.effects:
+            outcome = journal.committed(
+                [effect.key for effect in self.effects.values()],
+                owner=self.owner,
+                using=self.orchestrator.database,
+            )
+            if outcome is not False:
+                logger.error(
+                    "the commit's outcome is unknown and the journal %s: nothing is undone here",
+                    "shows it committed" if outcome else "cannot be read (recovery decides)",
+                    extra={"request_id": self.ctx.request_id},
+                )
+                if outcome:
+                    self.failure = None
+                return
         for step, record in reversed(self.completed):
             metrics = self._metrics_of(step)
             effect = self.effects.get(step.name)
+            if effect is not None and not self._begin_compensation(effect):
+                continue
             try:
                 if step.compensate is not None and record.error is None:
                     done = step.compensate(self.ctx)
@@ -874,6 +899,28 @@ class _Run:
             if effect is not None:
                 self._record_compensation(effect, record.compensation_error)
 
+    def _begin_compensation(self, effect: journal.Effect) -> bool:
+        """Mark the entry ``compensating`` before the undo; False: leave it alone."""
+        try:
+            if journal.begin_compensation(
+                effect, owner=self.owner, using=self.orchestrator.database
+            ):
+                return True
+            logger.error(
+                "the journal entry of %s.%s is no longer this run's to undo",
+                effect.orchestrator,
+                effect.step,
+                extra={"request_id": self.ctx.request_id},
+            )
+        except DatabaseError:
+            logger.exception(
+                "could not mark %s.%s as being undone; it stays pending for recovery",
+                effect.orchestrator,
+                effect.step,
+                extra={"request_id": self.ctx.request_id},
+            )
+        return False
+
     def _record_compensation(self, effect: journal.Effect, error: str | None) -> None:
         """Close the journal entry, or leave it to recovery when even that fails."""
         try:
@@ -882,7 +929,8 @@ class _Run:
             )
         except DatabaseError:
             logger.exception(
-                "could not record the compensation of %s.%s; recovery will run it again",
+                "could not record the compensation of %s.%s; recovery will run it again "
+                "after the lease",
                 effect.orchestrator,
                 effect.step,
                 extra={"request_id": self.ctx.request_id},

@@ -10,16 +10,30 @@ compensates its journaled steps at once; a run that dies (SIGKILL, OOM killer,
 worker timeout) leaves its entries ``pending`` and ``recover_effects`` undoes
 them once their lease has expired.
 
-On PostgreSQL the intent is committed on a connection of the journal's own,
-outside the run's transaction, so it survives the run's process. That commit
-does not wait for the disk (``synchronous_commit = off``): a process crash
-cannot lose it (the row is committed in the server), and the run's own commit
-flushes the journal's WAL before the run's, so only a crash of the database
-server itself within a fraction of a second of the call could, and then the
-run fails too. Set ``ORCHESTRATION["JOURNAL_SYNCHRONOUS_COMMIT"] = True`` to pay
-an fsync per journaled call for that case as well. SQLite allows one writer:
-while the run's transaction holds the write lock no other connection can
-write, so on SQLite the intent is written in the run's transaction and does
+The rules, each with the failure it prevents:
+
+1. The intent is committed, and waits for the disk, before the call goes out.
+   A crash of the process or of the database server cannot leave an effect
+   without an entry. (``ORCHESTRATION["JOURNAL_SYNCHRONOUS_COMMIT"] = False``
+   trades that for an fsync less per call: a database crash within a moment of
+   the call can then lose the intent.)
+2. An entry leaves ``pending`` durably before anyone undoes its effect: the run
+   that compensates, and recovery, first move it to ``compensating``; whoever
+   cannot write that does not undo anything. So a ``pending`` entry's effect was
+   never undone, and only a ``pending`` entry's key is ever used again (by a
+   retry of a dead run's request, which gets the live effect back). A refunded
+   charge can never be replayed as a new one.
+3. An undo that was started but not recorded as done (``compensating`` past its
+   lease) is found by recovery, which runs it again: compensations are
+   idempotent under the effect's key.
+4. A commit whose outcome is unknown (the connection broke during ``COMMIT``)
+   is decided by the journal: ``settled`` means the run's transaction committed,
+   and nothing of it is undone.
+
+On PostgreSQL the journal writes on a connection of its own, outside the run's
+transaction, so that an intent survives the run's process. SQLite allows one
+writer: while the run's transaction holds the write lock no other connection
+can write, so on SQLite the intent is written in the run's transaction and does
 not survive a crash (the compensation of a failed run still does).
 """
 
@@ -32,7 +46,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    connections,
+)
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
@@ -42,12 +62,14 @@ from orchestration.errors import Conflict
 
 PENDING = "pending"
 SETTLED = "settled"
+#: An undo is under way (or was interrupted): the key is never used again.
+COMPENSATING = "compensating"
 #: The run failed, undid the effect itself and told its client: the key may be used again.
 ROLLED_BACK = "rolled_back"
 #: The run died; recovery undid the effect. A retry of the request is refused.
 COMPENSATED = "compensated"
 ROLLBACK_INCOMPLETE = "rollback_incomplete"
-UNSETTLED = (PENDING, ROLLBACK_INCOMPLETE)
+UNSETTLED = (PENDING, COMPENSATING, ROLLBACK_INCOMPLETE)
 
 #: Compensation retries wait RETRY_BACKOFF * 2**(attempts - 1) seconds, at most RETRY_MAX_BACKOFF.
 RETRY_BACKOFF = 30.0
@@ -126,11 +148,12 @@ def retry_delay(attempts: int) -> timedelta:
 _private = threading.local()
 
 
-def _own_connection(using: str) -> BaseDatabaseWrapper:
-    """The connection the journal writes on: its own on PostgreSQL, the run's elsewhere."""
+def _own_connection(using: str) -> tuple[BaseDatabaseWrapper, bool]:
+    """The connection the journal writes on (its own on PostgreSQL, the run's
+    elsewhere), and whether it was opened just now."""
     shared = connections[using]
     if shared.vendor != "postgresql":
-        return shared
+        return shared, False
     per_alias: dict[str, BaseDatabaseWrapper] = _private.__dict__.setdefault("connections", {})
     own = per_alias.get(using)
     if own is None:
@@ -139,12 +162,13 @@ def _own_connection(using: str) -> BaseDatabaseWrapper:
         own.settings_dict["CONN_HEALTH_CHECKS"] = False
     # As Django does for its own connections at each request: honour CONN_MAX_AGE.
     own.close_if_unusable_or_obsolete()
-    if own.connection is None:
-        own.ensure_connection()
-        if not get_config()["JOURNAL_SYNCHRONOUS_COMMIT"]:
-            with own.cursor() as cursor:
-                cursor.execute("SET synchronous_commit TO off")
-    return own
+    if own.connection is not None:
+        return own, False
+    own.ensure_connection()
+    if not get_config()["JOURNAL_SYNCHRONOUS_COMMIT"]:
+        with own.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO off")
+    return own, True
 
 
 def close_connections() -> None:
@@ -154,16 +178,26 @@ def close_connections() -> None:
 
 
 def _execute(using: str, sql: str, params: Iterable[Any]) -> Any:
-    """Run one statement on the journal's connection; a lost connection is reopened next time."""
-    own = _own_connection(using)
-    try:
-        with own.cursor() as cursor:
-            cursor.execute(sql, list(params))
-            return cursor.rowcount, (cursor.fetchone() if cursor.description else None)
-    except (OperationalError, InterfaceError):
-        if own is not connections[using]:
+    """Run one statement on the journal's connection.
+
+    A connection that was opened earlier and is lost now (the server restarted
+    since) is replaced, and the statement sent once more: every statement here is
+    safe to repeat (a claim takes back an entry its own run holds; the others
+    change an entry only from the state they expect).
+    """
+    params = list(params)
+    while True:
+        own, fresh = _own_connection(using)
+        try:
+            with own.cursor() as cursor:
+                cursor.execute(sql, params)
+                return cursor.rowcount, (cursor.fetchone() if cursor.description else None)
+        except (OperationalError, InterfaceError):
+            if own is connections[using]:
+                raise
             own.close()
-        raise
+            if fresh:
+                raise
 
 
 def _timestamp(using: str, moment: datetime) -> Any:
@@ -234,11 +268,12 @@ def _claim_key(effect: Effect, *, owner: str, using: str) -> str | None:
     )
     if inserted == 1:
         return None
+    # Only a pending entry is taken over: its effect was never undone (rule 2).
     taken, _ = _execute(
         using,
         f"UPDATE {TABLE} SET owner = %s, lease_until = %s, updated = %s "
-        "WHERE key = %s AND state = %s AND lease_until < %s",
-        (owner, lease_value, now_value, effect.key, PENDING, now_value),
+        "WHERE key = %s AND state = %s AND (lease_until < %s OR owner = %s)",
+        (owner, lease_value, now_value, effect.key, PENDING, now_value, owner),
     )
     if taken == 1:
         return None
@@ -259,41 +294,84 @@ def settle_statement(keys: Iterable[str], *, owner: str, using: str) -> Statemen
     )
 
 
-def record_compensation(
-    effect: Effect, *, owner: str, error: str | None, using: str = DEFAULT_DB_ALIAS
-) -> None:
-    """After the run compensated ``effect`` in process: ``rolled_back``, or retried later.
+def begin_compensation(effect: Effect, *, owner: str, using: str = DEFAULT_DB_ALIAS) -> bool:
+    """Before the run ``owner`` undoes ``effect``: move its entry to ``compensating``.
 
-    An upsert: on SQLite the entry was written in the transaction that just
-    rolled back. A failed compensation makes the entry ``rollback_incomplete``
-    and ``recover_effects`` tries again after a backoff.
+    True when the run may undo the effect now. False when the entry is no longer
+    the run's pending one: it was settled (the run's commit went through after
+    all) or taken over. An upsert: on SQLite the entry was written in the
+    transaction that just rolled back. Raises ``DatabaseError`` when the journal
+    cannot be written: then nothing may be undone, and the entry stays
+    ``pending`` for a retry of the request or for recovery.
     """
     now = timezone.now()
-    failed = error is not None
-    state = ROLLBACK_INCOMPLETE if failed else ROLLED_BACK
-    next_attempt = now + retry_delay(effect.attempts + 1) if failed else now
-    _execute(
+    written, _ = _execute(
         using,
         f"INSERT INTO {TABLE} AS entry (key, orchestrator, step, request_id, owner, state, "
         "lease_until, attempts, last_error, created, updated) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, 0, '', %s, %s) "
         "ON CONFLICT (key) DO UPDATE SET state = excluded.state, "
-        "lease_until = excluded.lease_until, attempts = entry.attempts + excluded.attempts, "
-        "last_error = excluded.last_error, updated = excluded.updated "
-        "WHERE entry.owner = excluded.owner AND entry.state IN (%s, %s)",
+        "lease_until = excluded.lease_until, updated = excluded.updated "
+        "WHERE entry.owner = excluded.owner AND entry.state = %s",
         (
             effect.key,
             effect.orchestrator,
             effect.step,
             effect.request_id[:64],
             owner,
-            state,
-            _timestamp(using, next_attempt),
-            int(failed),
-            error or "",
+            COMPENSATING,
+            _timestamp(using, now + lease()),
             _timestamp(using, now),
             _timestamp(using, now),
             PENDING,
-            ROLLBACK_INCOMPLETE,
         ),
     )
+    return bool(written)
+
+
+def record_compensation(
+    effect: Effect, *, owner: str, error: str | None, using: str = DEFAULT_DB_ALIAS
+) -> None:
+    """After the run compensated ``effect`` in process: ``rolled_back``, or retried later.
+
+    A failed compensation makes the entry ``rollback_incomplete`` and
+    ``recover_effects`` tries again after a backoff. When even this write fails
+    the entry stays ``compensating`` and recovery runs the compensation again
+    once its lease has expired (rule 3).
+    """
+    now = timezone.now()
+    failed = error is not None
+    _execute(
+        using,
+        f"UPDATE {TABLE} SET state = %s, lease_until = %s, attempts = attempts + %s, "
+        "last_error = %s, updated = %s WHERE key = %s AND owner = %s AND state = %s",
+        (
+            ROLLBACK_INCOMPLETE if failed else ROLLED_BACK,
+            _timestamp(using, now + retry_delay(effect.attempts + 1) if failed else now),
+            int(failed),
+            error or "",
+            _timestamp(using, now),
+            effect.key,
+            owner,
+            COMPENSATING,
+        ),
+    )
+
+
+def committed(keys: Iterable[str], *, owner: str, using: str = DEFAULT_DB_ALIAS) -> bool | None:
+    """Whether the run ``owner``, whose commit failed with an unknown outcome, committed.
+
+    Its entries are settled in its own transaction: settled means committed,
+    still pending means not (rule 4). None when the journal cannot be read.
+    """
+    keys = list(keys)
+    marks = ", ".join(["%s"] * len(keys))
+    try:
+        _, row = _execute(
+            using,
+            f"SELECT COUNT(*) FROM {TABLE} WHERE key IN ({marks}) AND owner = %s AND state = %s",
+            (*keys, owner, SETTLED),
+        )
+    except DatabaseError:
+        return None
+    return bool(row[0])

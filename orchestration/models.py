@@ -23,6 +23,7 @@ class EffectRecord(models.Model):
     class State(models.TextChoices):
         PENDING = "pending", "Pending (run in flight or dead)"
         SETTLED = "settled", "Settled (the run committed)"
+        COMPENSATING = "compensating", "Compensating (an undo is under way or was interrupted)"
         ROLLED_BACK = "rolled_back", "Rolled back (the run failed)"
         COMPENSATED = "compensated", "Compensated by recovery (the run died)"
         ROLLBACK_INCOMPLETE = "rollback_incomplete", "Rollback incomplete"
@@ -56,7 +57,7 @@ class EffectRecord(models.Model):
             models.Index(
                 fields=("lease_until",),
                 name="effect_unsettled_idx",
-                condition=Q(state__in=("pending", "rollback_incomplete")),
+                condition=Q(state__in=("pending", "compensating", "rollback_incomplete")),
             ),
             models.Index(fields=("created",), name="effect_created_idx"),
         )

@@ -48,7 +48,9 @@ def recover_effects(
     """Compensate up to ``limit`` unsettled entries whose lease or backoff has expired.
 
     A pending entry past its lease belongs to a run that died before it
-    committed (or rolled back). Its step's ``recover(effect)`` runs; on success
+    committed (or rolled back); a compensating one, to an undo that was
+    interrupted or never recorded as done. The entry is taken over (and made
+    ``compensating``), then its step's ``recover(effect)`` runs; on success
     the entry is ``compensated``, on failure ``rollback_incomplete`` with the
     next attempt after an exponential backoff. Entries are never dropped.
     """
@@ -64,7 +66,13 @@ def recover_effects(
         token = uuid.uuid4().hex
         taken = entries.filter(
             pk=entry.pk, owner=entry.owner, state=entry.state, lease_until=entry.lease_until
-        ).update(owner=token, lease_until=now + journal.lease(), updated=timezone.now())
+        ).update(
+            # Rule 2 of the journal: out of pending, durably, before the undo.
+            owner=token,
+            state=journal.COMPENSATING,
+            lease_until=timezone.now() + journal.lease(),
+            updated=timezone.now(),
+        )
         if not taken:
             report.skipped += 1
             continue

@@ -200,8 +200,8 @@ def _insert(record: RunRecord, connection: Any) -> None:
     so its commit does not wait for the disk: a sampled record would otherwise
     hold its worker for an fsync (several ms) before the next request, which
     shows in the tail latency. A crash of the database server itself within a
-    fraction of a second of the INSERT could lose the record, as the journal's
-    intents (``JOURNAL_SYNCHRONOUS_COMMIT`` waits for the disk for both).
+    fraction of a second of the INSERT could lose the record: a record is what
+    was seen, never what decides (unlike the journal's intents, which wait).
     """
     meta = type(record)._meta
     fields = [field for field in meta.local_concrete_fields if field is not meta.auto_field]
@@ -218,10 +218,8 @@ def _insert(record: RunRecord, connection: Any) -> None:
 
 def _commits_asynchronously(connection: Any) -> bool:
     """PostgreSQL in autocommit, with client-side binding (Django's default: several
-    statements in one ``execute``), and the journal not asked to wait for the disk."""
+    statements in one ``execute``)."""
     if connection.vendor != "postgresql" or connection.in_atomic_block:
-        return False
-    if get_config()["JOURNAL_SYNCHRONOUS_COMMIT"]:
         return False
     return connection.settings_dict["OPTIONS"].get("server_side_binding") is not True
 

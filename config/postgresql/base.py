@@ -1,12 +1,22 @@
 """PostgreSQL with a client-side deadline on every round trip.
 
-``statement_timeout`` is enforced by the server, so a server that is stopped
-(or a network path that swallows packets while the kernel still acknowledges
-them) would hold a request until the worker is killed. Every query, commit,
-rollback and health check here also runs under ``socket_deadline``: past
-``QUERY_DEADLINE`` seconds (the ``DATABASES`` entry; settings derive it from
-``DATABASE_STATEMENT_TIMEOUT``) the socket is shut down and psycopg raises
-``OperationalError``, which the API answers as a JSON 503.
+libpq bounds most waits itself, from ``OPTIONS`` (config/settings.py):
+``connect_timeout`` for connecting, TCP keepalives and ``tcp_user_timeout`` for
+a peer that vanished from the network, and the server's ``statement_timeout``
+for a slow statement. One wait remains unbounded: a server that is stopped, or a
+path that swallows packets while a kernel still acknowledges them, never
+answers and never resets the connection. So every query, commit and rollback
+here also runs under ``socket_deadline``: past ``QUERY_DEADLINE`` seconds (the
+``DATABASES`` entry; settings derive it from ``DATABASE_STATEMENT_TIMEOUT``) the
+socket is shut down and psycopg raises ``OperationalError``.
+
+Whatever fails here fails inside Django's ``wrap_database_errors``: the caller
+gets ``django.db.OperationalError`` (which the API answers as a JSON 503) and
+the connection is marked as having errors, so that Django closes it at the end
+of the request instead of handing it to the next one. ``is_usable`` answers the
+question Django asks it, yes or no, and never raises: it runs in the
+``request_started`` signal, outside any handler that could turn an exception
+into a response.
 """
 
 from __future__ import annotations
@@ -32,8 +42,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _bounded(self, seconds: float | None, call: Callable[[], Any]) -> Any:
         if not seconds or self.connection is None:
             return call()
-        with socket_deadline(self.connection.fileno(), seconds):
-            return call()
+        with self.wrap_database_errors:
+            # A lost connection has no socket any more: fileno() raises psycopg's
+            # OperationalError, which the block above turns into Django's.
+            fileno = self.connection.fileno()
+            with socket_deadline(fileno, seconds):
+                return call()
 
     def _bounded_execute(
         self, execute: Callable[..., Any], sql: Any, params: Any, many: bool, context: Any
@@ -52,4 +66,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def is_usable(self) -> bool:
         if self.connection is None:
             return False
-        return bool(self._bounded(HEALTH_CHECK_DEADLINE, super().is_usable))
+        try:
+            return bool(self._bounded(HEALTH_CHECK_DEADLINE, super().is_usable))
+        except Exception:
+            # The socket is gone (a restarted server) or the check ran out of time.
+            return False

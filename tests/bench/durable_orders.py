@@ -87,7 +87,9 @@ class DurableCreateOrderView(InlineCreateOrderView):
         assert transaction.get_connection().in_atomic_block
 
     def refund(self, charge: Any) -> None:
-        super().refund(charge)
         effect = getattr(self, "effect", None)
+        if effect is not None and not journal.begin_compensation(effect, owner=self.owner):
+            return
+        super().refund(charge)
         if effect is not None:
             journal.record_compensation(effect, owner=self.owner, error=None)

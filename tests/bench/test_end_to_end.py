@@ -14,9 +14,10 @@
   the engine and durability cost together;
 - ``dbos`` (extra): the same steps as a DBOS Transact workflow
   (``dbos_orders.py``), every step checkpointed in DBOS's system database;
-- ``journal_fsync`` (extra): the orchestrator with
-  ``ORCHESTRATION_JOURNAL_SYNCHRONOUS_COMMIT=1``, the pre-call commit waiting
-  for the disk.
+- ``journal_async`` (extra): the orchestrator with
+  ``ORCHESTRATION_JOURNAL_SYNCHRONOUS_COMMIT=0``, the pre-call commit not
+  waiting for the disk (the opt-in that can lose an intent in a database crash):
+  journal/journal_async is what durable intents cost.
 
 Gunicorns (``config/gunicorn.conf.py``, two sync workers each, production-like
 settings plus ``tests/bench/urls.py``; a second one with the synchronous
@@ -27,7 +28,7 @@ journal when that extra runs) serve from one PostgreSQL database
 ``BENCH_E2E_ROUNDS`` rounds (default 6, an even number) in mirrored blocks
 (A B C C B A, then B C A A C B, ...: the next block, and the next repetition,
 starts with the next endpoint), with one round of each extra
-(``BENCH_E2E_EXTRAS``, default ``dbos,journal_fsync``; empty for none) in the
+(``BENCH_E2E_EXTRAS``, default ``dbos,journal_async``; empty for none) in the
 middle. Per repetition: the ratios of req/s, p50 and p99 (percentiles over all
 the requests of the repetition's rounds); then the median of each ratio over
 the repetitions and its spread, so that one quiet or noisy minute cannot
@@ -77,7 +78,7 @@ ROUNDS = int(os.environ.get("BENCH_E2E_ROUNDS", "6"))
 #: One round each per repetition, in the middle of it.
 EXTRAS = tuple(
     name.strip()
-    for name in os.environ.get("BENCH_E2E_EXTRAS", "dbos,journal_fsync").split(",")
+    for name in os.environ.get("BENCH_E2E_EXTRAS", "dbos,journal_async").split(",")
     if name.strip()
 )
 #: Compared in every repetition, in mirrored blocks.
@@ -87,10 +88,10 @@ ENDPOINTS = {
     "durable": "/api/bench/durable-orders/",
     "inline": "/api/bench/inline-orders/",
     "dbos": "/api/bench/dbos-orders/",
-    "journal_fsync": "/api/orders/",
+    "journal_async": "/api/orders/",
 }
 #: Served by the second gunicorn, whose journal waits for the disk.
-SYNCHRONOUS_JOURNAL = {"journal_fsync"}
+ASYNCHRONOUS_JOURNAL = {"journal_async"}
 #: The ratios reported: (name, numerator, denominator).
 RATIO_PAIRS = (("", "journal", "durable"), ("inline ", "journal", "inline"))
 #: Met (or not) by the medians of journal/durable over the repetitions; printed, never asserted.
@@ -167,15 +168,15 @@ def test_create_order_three_ways_under_gunicorn(bench_database: str) -> None:
         env["FAKE_GATEWAY_BOOKS"] = str(script.parent / "gateway-books.sqlite3")
         quiet = ["--access-logfile", "/dev/null"]
         server = stack.enter_context(running_gunicorn(env, workers=WORKERS, extra_args=quiet))
-        fsync_server = server
-        if SYNCHRONOUS_JOURNAL & set(EXTRAS):
-            fsync_env = {**env, "ORCHESTRATION_JOURNAL_SYNCHRONOUS_COMMIT": "1"}
-            fsync_server = stack.enter_context(
-                running_gunicorn(fsync_env, workers=WORKERS, extra_args=quiet)
+        async_server = server
+        if ASYNCHRONOUS_JOURNAL & set(EXTRAS):
+            async_env = {**env, "ORCHESTRATION_JOURNAL_SYNCHRONOUS_COMMIT": "0"}
+            async_server = stack.enter_context(
+                running_gunicorn(async_env, workers=WORKERS, extra_args=quiet)
             )
         wrk_env = wrk_environment(server.url, first_product)
         urls = {
-            name: f"{(fsync_server if name in SYNCHRONOUS_JOURNAL else server).url}{path}"
+            name: f"{(async_server if name in ASYNCHRONOUS_JOURNAL else server).url}{path}"
             for name, path in ENDPOINTS.items()
             if name in (*MAIN, *EXTRAS)
         }

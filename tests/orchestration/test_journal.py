@@ -41,11 +41,15 @@ class Ledger:
         self.done: dict[str, int] = {}
         self.undone: list[str] = []
         self.undo_failures = 0
+        #: Called with the key at the start of each undo (a test's probe).
+        self.before_undo: Any = None
 
     def do(self, key: str) -> None:
         self.done[key] = self.done.get(key, 0) + 1
 
     def undo(self, key: str) -> None:
+        if self.before_undo is not None:
+            self.before_undo(key)
         if self.undo_failures:
             self.undo_failures -= 1
             raise ConnectionError("the external system did not answer")
@@ -417,3 +421,149 @@ def test_a_claim_writes_one_index_entry_for_its_key():
         indexes = [row[0] for row in cursor.fetchall()]
     assert len(indexes) == 1, indexes
     assert "UNIQUE" in indexes[0]
+
+
+# -- the journal's rules under a failing database (see orchestration/journal.py) -----------
+
+
+def _fail_once(monkeypatch: Any, name: str) -> None:
+    """The journal's ``name`` write fails once, as it does while the database restarts."""
+    from django.db import OperationalError
+
+    from orchestration import journal
+
+    real = getattr(journal, name)
+    calls = {"n": 0}
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OperationalError("the connection is lost")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(journal, name, failing)
+
+
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="needs the journal's own connection")
+def test_an_undo_that_cannot_be_marked_does_not_happen_and_a_retry_gets_the_live_effect(
+    django_user_model: Any, monkeypatch: Any
+) -> None:
+    """Rule 2: a pending entry's effect was never undone, so reusing its key is safe."""
+    user = django_user_model.objects.create_user("erin")
+    _fail_once(monkeypatch, "begin_compensation")
+
+    failed = Ship().execute({"fail_after": True}, user=user, idempotency_key="k1")
+
+    assert not failed.success
+    [key] = ledger.done
+    assert ledger.undone == []  # nothing undone without the mark
+    assert entry(key).state == PENDING
+    EffectRecord.objects.filter(key=key).update(lease_until=timezone.now() - LATER)
+
+    retry = Ship().execute({}, user=user, idempotency_key="k1")
+
+    assert retry.success, retry.error
+    assert retry.data == [key]  # the live effect, under its own key
+    assert entry(key).state == SETTLED
+    assert ledger.undone == []
+    assert recover_effects(now=timezone.now() + LATER).compensated == 0
+
+
+def test_an_undo_not_recorded_as_done_is_never_reused_and_recovery_runs_it_again(
+    django_user_model: Any, monkeypatch: Any
+) -> None:
+    """Rules 2 and 3: the paid-with-a-refunded-charge case. The run undid its effect
+    but could not record it; the retry must not get that effect back."""
+    user = django_user_model.objects.create_user("frank")
+    _fail_once(monkeypatch, "record_compensation")
+
+    failed = Ship().execute({"fail_after": True}, user=user, idempotency_key="k2")
+
+    assert not failed.success
+    [key] = ledger.done
+    assert ledger.undone == [key]
+    assert entry(key).state == "compensating"
+
+    in_lease = Ship().execute({}, user=user, idempotency_key="k2")
+    assert (in_lease.error.status, in_lease.error.code) == (409, "request_rolled_back")
+    EffectRecord.objects.filter(key=key).update(lease_until=timezone.now() - LATER)
+    after_lease = Ship().execute({}, user=user, idempotency_key="k2")
+    assert (after_lease.error.status, after_lease.error.code) == (409, "request_rolled_back")
+    assert ledger.done == {key: 1}  # the undone key never reached the system again
+
+    report = recover_effects()
+    assert (report.compensated, report.failed) == (1, 0)
+    assert entry(key).state == COMPENSATED
+
+
+def test_recovery_marks_an_entry_before_it_undoes_it() -> None:
+    """Rule 2 for recovery: an undo interrupted mid-way leaves a compensating entry."""
+    with pytest.raises(Killed):
+        Ship().execute({"crash": True})
+    [key] = ledger.done
+    if connection.vendor == "sqlite":
+        pytest.skip("the crashed run's entry rolled back with it (one writer)")
+
+    seen: list[str] = []
+
+    def dies_while_undoing(undoing: str) -> None:
+        seen.append(EffectRecord.objects.get(key=undoing).state)
+        ledger.before_undo = None
+        raise Killed
+
+    ledger.before_undo = dies_while_undoing
+    with pytest.raises(Killed):
+        recover_effects(now=timezone.now() + LATER)
+    assert seen == ["compensating"]
+    assert entry(key).state == "compensating"
+    report = recover_effects(now=timezone.now() + 2 * LATER)
+    assert report.compensated == 1
+    assert ledger.undone == [key]
+
+
+def _commit_then_lose_the_connection(monkeypatch: Any, *, commits: bool) -> None:
+    """The next COMMIT's answer is lost with the connection; ``commits``: the server
+    committed before that (else it rolled back)."""
+    from django.db import OperationalError, connections
+
+    default = connections["default"]
+    wrapper = type(default)
+    real_commit, real_rollback = wrapper._commit, wrapper._rollback
+    armed = {"on": True}
+
+    def commit(self: Any) -> None:
+        if not armed["on"] or self is not default:
+            return real_commit(self)
+        armed["on"] = False
+        (real_commit if commits else real_rollback)(self)
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(wrapper, "_commit", commit)
+
+
+def test_a_commit_with_a_lost_answer_that_went_through_is_kept(monkeypatch: Any) -> None:
+    """Rule 4: the journal says the run committed; nothing is undone."""
+    _commit_then_lose_the_connection(monkeypatch, commits=True)
+
+    result = Ship().execute({})
+
+    assert result.success, result.error
+    [key] = result.data
+    assert entry(key).state == SETTLED
+    assert Group.objects.count() == 1
+    assert ledger.undone == []
+
+
+def test_a_commit_with_a_lost_answer_that_did_not_go_through_is_undone(
+    monkeypatch: Any,
+) -> None:
+    _commit_then_lose_the_connection(monkeypatch, commits=False)
+
+    result = Ship().execute({})
+
+    assert not result.success
+    assert result.error.step == "transaction"
+    assert Group.objects.count() == 0
+    [key] = ledger.done
+    assert ledger.undone == [key]
+    assert entry(key).state == ROLLED_BACK

@@ -148,11 +148,12 @@ def test_on_postgresql_a_record_does_not_wait_for_the_disk_and_changes_nothing_e
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone()[0] == "on"
 
-    settings.ORCHESTRATION = {**settings.ORCHESTRATION, "JOURNAL_SYNCHRONOUS_COMMIT": True}
+    # The journal waits for the disk (its default); a record, which decides nothing, does not.
+    assert settings.ORCHESTRATION.get("JOURNAL_SYNCHRONOUS_COMMIT", True) is True
     with CaptureQueriesContext(connection) as captured:
         parcel().execute({"fail_at": "third"})
     [insert] = [q["sql"] for q in captured if "orchestration_runrecord" in q["sql"]]
-    assert insert.upper().startswith("INSERT")  # asked to wait for the disk: it does
+    assert insert.startswith(ASYNCHRONOUS_COMMIT)
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="server_side_binding is PostgreSQL's")
